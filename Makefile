@@ -1,0 +1,37 @@
+# One entry point per task; each installs what it needs on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+# The suite's own services: MariaDB (pytest-django creates test_<name>) and a Redis database.
+TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/myproject} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	DJANGO_SECRET_KEY=test-only DJANGO_HTTPS=off DJANGO_DEBUG=off
+
+.PHONY: install run test lint format stack stack-stop bench
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	scripts/system-deps.sh
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## REST + WebSocket in one daphne process on 127.0.0.1:8000, SQLite
+	DJANGO_DEBUG=on $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=on $(BIN)/daphne -b 127.0.0.1 -p 8000 myproject.asgi:application
+
+test: install  ## the whole suite against MariaDB and Redis
+	scripts/services.sh
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .

@@ -1,0 +1,15 @@
+"""`Authorization: Token <key>`, checked against the stored digests of `identity.Token`."""
+
+from rest_framework import authentication, exceptions
+
+from identity.models import Token, User
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate_credentials(self, key: str) -> tuple[User, Token]:
+        token = Token.objects.for_key(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return token.user, token

@@ -1,0 +1,103 @@
+"""
+Users and their API tokens.
+
+`User` is `AUTH_USER_MODEL`: a uuid primary key (never a guessable sequence), `name` to log in
+with, `enable` as the active flag (Django's `is_active` reads it, so a disabled user fails
+every authentication backend). `Token` allows several tokens per user (one per device, each
+revocable on its own); only a SHA-256 digest of each is stored.
+"""
+
+import hashlib
+import secrets
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+phone_validator = RegexValidator(
+    r"^\+[1-9]\d{6,14}$",
+    "Enter a phone number in international E.164 form, e.g. +14155550123.",
+)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(
+        self, name: str, email: str, password: str | None = None, **fields: object
+    ) -> "User":
+        user = self.model(name=name, email=self.normalize_email(email), **fields)
+        user.set_password(password)  # None -> an unusable password
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(
+        self, name: str, email: str, password: str | None = None, **fields: object
+    ) -> "User":
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(name, email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(
+        max_length=150,
+        unique=True,
+        validators=[UnicodeUsernameValidator()],
+        help_text="Letters, digits and @/./+/-/_ only.",
+        error_messages={"unique": "A user with that name already exists."},
+    )
+    email = models.EmailField(
+        unique=True, error_messages={"unique": "A user with that email already exists."}
+    )
+    phone = models.CharField(max_length=16, blank=True, validators=[phone_validator])
+    comment = models.TextField(blank=True)
+    enable = models.BooleanField(default=True, help_text="A disabled user cannot log in.")
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "name"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["enable"]), models.Index(fields=["date_joined"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.enable
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class TokenManager(models.Manager["Token"]):
+    def issue(self, user: User) -> tuple["Token", str]:
+        """A new token for `user`; the plain key is returned once and never stored."""
+        key = secrets.token_hex(20)
+        return self.create(digest=_digest(key), user=user), key
+
+    def for_key(self, key: str) -> "Token | None":
+        return self.select_related("user").filter(digest=_digest(key)).first()
+
+
+class Token(models.Model):
+    digest = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="tokens")
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = TokenManager()
+
+    def __str__(self) -> str:
+        return f"token of {self.user_id} from {self.created:%Y-%m-%d %H:%M}"

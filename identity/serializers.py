@@ -1,0 +1,103 @@
+"""
+The REST representation of users, and the rules on who may set which field.
+
+`password` is write-only and set only on create (later through `set_password`, which also
+revokes tokens). `enable` and `is_staff` are staff-only, and ignored on oneself: nobody,
+staff included, can lock themselves out or raise their own privileges.
+"""
+
+from typing import Any
+
+from django.contrib.auth import authenticate, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from identity.models import User
+from myproject.bulk import BulkListSerializer
+
+PRIVILEGED_FIELDS = ("enable", "is_staff")
+
+
+class UserSerializer(serializers.ModelSerializer):
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Only on create; omitted means the user cannot log in until one is set.",
+    )
+
+    class Meta:
+        model = User
+        fields = [
+            "uuid",
+            "name",
+            "email",
+            "phone",
+            "comment",
+            "enable",
+            "is_staff",
+            "date_joined",
+            "password",
+        ]
+        read_only_fields = ["uuid", "date_joined"]
+        list_serializer_class = BulkListSerializer
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        actor = getattr(self.context.get("request"), "user", None)
+        on_self = self.instance is not None and actor is not None and self.instance.pk == actor.pk
+        if not getattr(actor, "is_staff", False) or on_self:
+            for name in PRIVILEGED_FIELDS:
+                attrs.pop(name, None)
+        if "password" in attrs:
+            if self.instance is not None:
+                raise serializers.ValidationError(
+                    {"password": ["Change a password through set_password/."]}
+                )
+            candidate = User(**{k: v for k, v in attrs.items() if k != "password"})
+            _validate_password(attrs["password"], candidate)
+        return attrs
+
+
+class SetPasswordSerializer(serializers.Serializer):
+    password = serializers.CharField(write_only=True, trim_whitespace=False)
+    old_password = serializers.CharField(write_only=True, required=False, trim_whitespace=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user: User = self.context["user"]
+        if self.context["request"].user.pk == user.pk:
+            old = attrs.get("old_password")
+            if not old or not user.check_password(old):
+                raise serializers.ValidationError(
+                    {"old_password": ["Your current password is required and must match."]}
+                )
+        _validate_password(attrs["password"], user)
+        return attrs
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = authenticate(
+            self.context["request"], username=attrs["username"], password=attrs["password"]
+        )
+        if user is None:
+            # One answer for an unknown name, a wrong password and a disabled user.
+            raise serializers.ValidationError(
+                "Unable to log in with provided credentials.", code="authorization"
+            )
+        attrs["user"] = user
+        return attrs
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(read_only=True)
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"password": list(exc.messages)}) from exc

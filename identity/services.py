@@ -1,0 +1,70 @@
+"""
+Writes on users, each publishing its event on commit (see `myproject.services`).
+
+Disabling a user or changing its password also revokes its sessions: every token is deleted
+and, once committed, its open sockets are told to close (code 4401).
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import transaction
+
+from identity.models import Token, User
+from identity.serializers import UserSerializer
+from myproject import events
+from myproject.services import ModelService
+
+
+class UserService(ModelService[User]):
+    model = User
+    resource = "user"
+    group = events.USERS_GROUP
+    serializer_class = UserSerializer
+
+    def build(self, fields: dict[str, Any]) -> User:
+        password = fields.pop("password", None)
+        user = User(**fields)
+        user.set_password(password)  # None -> unusable until set_password
+        return user
+
+    @transaction.atomic
+    def save(self, instance: User, *, created: bool) -> User:
+        disabled = (
+            not created
+            and not instance.enable
+            and User.objects.filter(pk=instance.pk, enable=True).exists()
+        )
+        instance = super().save(instance, created=created)
+        if disabled:
+            revoke_sessions([instance.pk])
+        return instance
+
+    @transaction.atomic
+    def bulk_update(self, changes: Sequence[tuple[User, dict[str, Any]]]) -> list[User]:
+        disabled = _disabled_by(changes)
+        instances = super().bulk_update(changes)
+        revoke_sessions(disabled)
+        return instances
+
+    @transaction.atomic
+    def set_password(self, user: User, password: str | None) -> None:
+        """Set (None: disable) the password and revoke every session of the user."""
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        revoke_sessions([user.pk])
+
+
+users = UserService()
+
+
+def _disabled_by(changes: Iterable[tuple[User, dict[str, Any]]]) -> list[object]:
+    return [user.pk for user, fields in changes if user.enable and fields.get("enable") is False]
+
+
+def revoke_sessions(uuids: Sequence[object]) -> None:
+    """Delete the users' tokens now and close their sockets once this transaction commits."""
+    if not uuids:
+        return
+    Token.objects.filter(user_id__in=uuids).delete()
+    events.revoke_on_commit([events.user_group(uuid) for uuid in uuids])

@@ -1,0 +1,86 @@
+"""The users API and token login/logout (`identity/urls.py` routes them)."""
+
+from typing import Any
+
+from django.contrib.auth import logout, user_logged_in
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from identity.models import Token, User
+from identity.permissions import UserPermission
+from identity.serializers import (
+    SetPasswordSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+    UserSerializer,
+)
+from identity.services import users
+from identity.throttling import LoginAddressThrottle, LoginNameThrottle
+from myproject.bulk import BulkModelViewSet
+
+
+class UserViewSet(BulkModelViewSet):
+    queryset = User.objects.all()
+    serializer_class = UserSerializer
+    service = users
+    permission_classes = [UserPermission]
+    lookup_field = "uuid"
+    filterset_fields = ["enable", "is_staff"]
+    search_fields = ["name", "email", "phone"]
+    ordering_fields = ["name", "email", "date_joined"]
+    ordering = ["name"]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return SetPasswordSerializer if self.action == "set_password" else UserSerializer
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["post", "put"])
+    def set_password(self, request: Request, uuid: str | None = None) -> Response:
+        """Set a password: staff for anyone, a user for itself with `old_password`."""
+        user = self.get_object()
+        serializer = SetPasswordSerializer(
+            data=request.data, context={"request": request, "user": user}
+        )
+        serializer.is_valid(raise_exception=True)
+        users.set_password(user, serializer.validated_data["password"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenView(APIView):
+    """POST a name and password for a token; DELETE revokes the token sent (log out)."""
+
+    serializer_class = TokenRequestSerializer
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        if self.request.method == "POST":
+            return [permissions.AllowAny()]
+        return [permissions.IsAuthenticated()]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            throttles += [LoginAddressThrottle(), LoginNameThrottle()]
+        return throttles
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = TokenRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        _, key = Token.objects.issue(user)
+        user_logged_in.send(sender=type(user), request=request._request, user=user)
+        return Response({"token": key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if isinstance(request.auth, Token):
+            request.auth.delete()
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

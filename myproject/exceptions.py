@@ -1,0 +1,49 @@
+"""
+JSON errors everywhere, and a 503 rather than a 500 while the database is unreachable.
+
+DRF already renders its own exceptions as JSON. This adds what it leaves to Django's HTML
+pages: database outages (retryable: 503 with `Retry-After`), a write racing another write on
+a unique key (400), unknown URLs (404) and genuine server errors (500).
+"""
+
+import logging
+import sys
+
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE = {"detail": "The database is unavailable; retry shortly."}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, plus the database errors that are not the client's fault."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        return Response(DATABASE_UNAVAILABLE, status=503, headers=_retry_after())
+    if isinstance(exc, IntegrityError):
+        # Validation runs first; this is a concurrent write that took the same unique value.
+        logger.info("integrity error: %s", exc)
+        return Response({"detail": "This conflicts with data written meanwhile."}, status=400)
+    return drf_exception_handler(exc, context)
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """`handler404`: JSON, like the API."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """`handler500`: JSON; a database outage outside DRF views is still a 503."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OperationalError | InterfaceError):
+        return JsonResponse(DATABASE_UNAVAILABLE, status=503, headers=_retry_after())
+    return JsonResponse({"detail": "Server error."}, status=500)

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from myproject.health import healthz, readyz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("identity/", include("identity.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]
+if settings.DEBUG:
+    urlpatterns.append(path("api-auth/", include("rest_framework.urls")))
+
+handler404 = "myproject.exceptions.not_found"
+handler500 = "myproject.exceptions.server_error"

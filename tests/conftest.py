@@ -1,0 +1,51 @@
+"""Fixtures shared by every test: clients signed in as a user or as staff, a clean cache."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from identity.models import User
+from tests.factories import StaffFactory, UserFactory, token_for
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings: pytest.FixtureRequest) -> None:
+    # Hashing speed is not under test; PBKDF2's 1M rounds would dominate the suite.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> None:
+    # Throttle counters live in the shared cache (Redis under `make test`).
+    cache.clear()
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return UserFactory(name="alice")
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    return StaffFactory(name="root")
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+    return client
+
+
+@pytest.fixture
+def user_client(user: User) -> APIClient:
+    return client_for(user)
+
+
+@pytest.fixture
+def staff_client(staff: User) -> APIClient:
+    return client_for(staff)
