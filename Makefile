@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 
 run: install  ## REST + WebSocket in one daphne process on 127.0.0.1:8000, SQLite
 	DJANGO_DEBUG=on $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=on $(PY) manage.py import_catalog --if-empty catalog/fixtures/sample_catalog.csv
 	DJANGO_DEBUG=on $(BIN)/daphne -b 127.0.0.1 -p 8000 myproject.asgi:application
 
 test: install  ## the whole suite against MariaDB and Redis

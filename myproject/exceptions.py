@@ -3,13 +3,15 @@ JSON errors everywhere, and a 503 rather than a 500 while the database is unreac
 
 DRF already renders its own exceptions as JSON. This adds what it leaves to Django's HTML
 pages: database outages (retryable: 503 with `Retry-After`), a write racing another write on
-a unique key (400), unknown URLs (404) and genuine server errors (500).
+a unique key or deleting a row still referenced (400), unknown URLs (404) and genuine server
+errors (500).
 """
 
 import logging
 import sys
 
 from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db.models import ProtectedError
 from django.http import HttpRequest, JsonResponse
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,6 +27,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return Response(DATABASE_UNAVAILABLE, status=503, headers=_retry_after())
+    if isinstance(exc, ProtectedError):
+        return Response(
+            {"detail": "Still in use; delete or move what refers to it first."}, status=400
+        )
     if isinstance(exc, IntegrityError):
         # Validation runs first; this is a concurrent write that took the same unique value.
         logger.info("integrity error: %s", exc)

@@ -17,11 +17,13 @@ Bulk writes cost a constant number of queries (`bulk_create`/`bulk_update` in fi
 batches) and publish one `bulk_*` event with the uuids. Every method is atomic.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.db import models, transaction
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import BaseSerializer
 
 from myproject import events
@@ -49,8 +51,8 @@ class ModelService(Generic[M]):
             setattr(instance, name, value)
 
     def represent(self, instance: M) -> dict[str, Any]:
-        """The REST representation, which the event carries too."""
-        return dict(self.serializer_class(instance).data)
+        """The REST representation, which the event carries too, as plain JSON types."""
+        return json.loads(JSONRenderer().render(self.serializer_class(instance).data))
 
     @transaction.atomic
     def save(self, instance: M, *, created: bool) -> M:

@@ -8,6 +8,7 @@ from myproject.health import healthz, readyz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("identity/", include("identity.urls")),
+    path("catalog/", include("catalog.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),

@@ -1,0 +1,21 @@
+"""Item filters: by category, availability, price range and stock."""
+
+import django_filters
+from django.db.models import QuerySet
+
+from catalog.models import Item
+
+
+class ItemFilter(django_filters.FilterSet):
+    category = django_filters.UUIDFilter(field_name="category_id")
+    enable = django_filters.BooleanFilter()
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    in_stock = django_filters.BooleanFilter(method="filter_in_stock")
+
+    class Meta:
+        model = Item
+        fields = ["category", "enable", "price_min", "price_max", "in_stock"]
+
+    def filter_in_stock(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        return queryset.filter(stock__gt=0) if value else queryset.filter(stock=0)
