@@ -7,7 +7,7 @@ from identity.models import Token, User
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[User, Token]:
-        token = Token.objects.for_key(key)
+        token = Token.objects.by_key(key).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:

@@ -88,8 +88,9 @@ class TokenManager(models.Manager["Token"]):
         key = secrets.token_hex(20)
         return self.create(digest=_digest(key), user=user), key
 
-    def for_key(self, key: str) -> "Token | None":
-        return self.select_related("user").filter(digest=_digest(key)).first()
+    def by_key(self, key: str) -> models.QuerySet["Token"]:
+        """The token with this key (at most one), with its user."""
+        return self.select_related("user").filter(digest=_digest(key))
 
 
 class Token(models.Model):

@@ -43,6 +43,12 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["uuid", "date_joined"]
         list_serializer_class = BulkListSerializer
 
+    def validate_password(self, value: str) -> str:
+        if self.instance is not None:
+            raise serializers.ValidationError("Change a password through set_password/.")
+        _validate_password(value, None)
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         actor = getattr(self.context.get("request"), "user", None)
         on_self = self.instance is not None and actor is not None and self.instance.pk == actor.pk
@@ -50,12 +56,9 @@ class UserSerializer(serializers.ModelSerializer):
             for name in PRIVILEGED_FIELDS:
                 attrs.pop(name, None)
         if "password" in attrs:
-            if self.instance is not None:
-                raise serializers.ValidationError(
-                    {"password": ["Change a password through set_password/."]}
-                )
+            # Now that the other fields are known: not too similar to the name or email.
             candidate = User(**{k: v for k, v in attrs.items() if k != "password"})
-            _validate_password(attrs["password"], candidate)
+            _validate_password(attrs["password"], candidate, field="password")
         return attrs
 
 
@@ -71,7 +74,7 @@ class SetPasswordSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {"old_password": ["Your current password is required and must match."]}
                 )
-        _validate_password(attrs["password"], user)
+        _validate_password(attrs["password"], user, field="password")
         return attrs
 
 
@@ -96,8 +99,10 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(read_only=True)
 
 
-def _validate_password(password: str, user: User) -> None:
+def _validate_password(password: str, user: User | None, field: str | None = None) -> None:
+    """AUTH_PASSWORD_VALIDATORS; errors keyed by `field` when raised from `validate()`."""
     try:
         password_validation.validate_password(password, user)
     except DjangoValidationError as exc:
-        raise serializers.ValidationError({"password": list(exc.messages)}) from exc
+        messages = list(exc.messages)
+        raise serializers.ValidationError({field: messages} if field else messages) from exc

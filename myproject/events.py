@@ -13,6 +13,7 @@ reaches every socket in group `catalog` as `{"type": "item.created", "data": {..
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,15 @@ CATALOG_GROUP = "catalog"
 # The channel-layer message type that makes every socket of a user close (`revoke_session`).
 REVOKE = "revoke.session"
 
+# The channel-layer message type of a group chat message (`chat_message`).
+MESSAGE = "chat.message"
+
+# What the channel layer accepts as a group name, minus the private per-user groups.
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+PRIVATE_PREFIX = "user."
+
 # How long a write may wait on the channel layer before its event is given up (seconds).
-PUBLISH_TIMEOUT = 1.0
+PUBLISH_TIMEOUT = 0.5
 
 # The channel-layer message type consumers handle (`forward_event`) to relay a frame as is.
 FORWARD = "forward.event"
@@ -42,7 +50,17 @@ def event_type(resource: str, action: str) -> str:
 
 def user_group(uuid: object) -> str:
     """The private group of one user's sockets: closing them all revokes a session at once."""
-    return f"user.{uuid}"
+    return f"{PRIVATE_PREFIX}{uuid}"
+
+
+def is_public_group(name: str) -> bool:
+    """A group a client may name: valid for the channel layer, and not a private user group."""
+    return bool(GROUP_NAME.match(name)) and not name.startswith(PRIVATE_PREFIX)
+
+
+def chat(payload: Any, sender: str | None) -> dict[str, Any]:
+    """The channel-layer message relaying a client's (or `broadcast`'s) message to a group."""
+    return {"type": MESSAGE, "message": payload, "sender": sender}
 
 
 def publish_on_commit(group: str, type_: str, data: dict[str, Any]) -> None:

@@ -149,7 +149,9 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        # Above the layer's 5 s blocking pop, which would otherwise time out.
+                        # Publishing is bounded separately (myproject.events.PUBLISH_TIMEOUT).
+                        "socket_timeout": 10,
                     }
                 ],
                 # The default (100) silently drops group messages in a burst of events.

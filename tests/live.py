@@ -53,31 +53,12 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def uwsgi(env: dict[str, str]) -> Iterator[str]:
-    """One uWSGI worker over HTTP on a free port; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / "uwsgi"),
-            "--http",
-            f"127.0.0.1:{port}",
-            "--module",
-            "myproject.wsgi",
-            "--master",
-            "--processes",
-            "1",
-            "--threads",
-            "1",
-            "--die-on-term",
-            "--need-app",
-            "--disable-logging",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def serve(
+    command: list[str], port: int, env: dict[str, str], log: Path | None = None
+) -> Iterator[str]:
+    """Run a server process until the block ends; yields its base URL once it answers."""
+    output = log.open("w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/healthz")
@@ -88,3 +69,24 @@ def uwsgi(env: dict[str, str]) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log:
+            output.close()
+
+
+def uwsgi(env: dict[str, str]) -> contextlib.AbstractContextManager[str]:
+    """One uWSGI worker over HTTP on a free port."""
+    port = free_port()
+    command = [
+        str(BIN / "uwsgi"), "--http", f"127.0.0.1:{port}", "--module", "myproject.wsgi",
+        "--master", "--processes", "1", "--threads", "1", "--die-on-term", "--need-app",
+        "--disable-logging",
+    ]  # fmt: skip
+    return serve(command, port, env)
+
+
+def daphne(
+    env: dict[str, str], app: str = "myproject.asgi:application", log: Path | None = None
+) -> contextlib.AbstractContextManager[str]:
+    """One daphne process on a free port (its output in `log`, if given)."""
+    port = free_port()
+    return serve([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app], port, env, log)

@@ -1,0 +1,99 @@
+"""
+The check channel, `/identity/ws/check/<group_name>/`, for signed-in users.
+
+    {"type": "message", "message": ...}   -> every member of the group (sender included) gets
+                                             {"type": "message", "message": ..., "sender": uuid}
+    {"message": ...}                      -> the same
+    {"type": "check", "id": 7, "resource": "user", "field": "email", "value": "a@b.c"}
+                                          -> the sender gets {"type": "check.result", "id": 7,
+                                             "field": "email", "ok": false, "errors": [...]}
+
+A check runs the validation the REST create runs on that field, uniqueness included. Sockets on
+group `users` also receive every user change event.
+"""
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from rest_framework import serializers
+
+from catalog.serializers import CategorySerializer, ItemSerializer
+from identity.serializers import UserSerializer
+from myproject import events
+from myproject.consumers import EventConsumer, FrameError, RateLimit
+from myproject.db import close_old_connections
+
+CHECKED: dict[str, type[serializers.Serializer]] = {
+    "user": UserSerializer,
+    "item": ItemSerializer,
+    "category": CategorySerializer,
+}
+CHECK_KEYS = ("id", "resource", "field", "value")
+
+
+class CheckConsumer(EventConsumer):
+    async def authorize(self) -> list[str] | None:
+        group = self.scope["url_route"]["kwargs"]["group_name"]
+        if not (self.user and self.user.is_authenticated) or not events.is_public_group(group):
+            return None
+        self.group = group
+        self.check_rate = RateLimit(settings.WS_CHECK_RATE)
+        return [group]
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type", "message" if "message" in frame else None)
+        if kind == "message":
+            if "message" not in frame:
+                raise FrameError("missing_keys", 'A message frame needs "message".')
+            await self.channel_layer.group_send(
+                self.group, events.chat(frame["message"], str(self.user.pk))
+            )
+        elif kind == "check":
+            await self.check(frame)
+        else:
+            raise FrameError("unknown_type", 'The "type" must be "message" or "check".')
+
+    async def check(self, frame: dict[str, Any]) -> None:
+        missing = [key for key in CHECK_KEYS if key not in frame]
+        if missing:
+            raise FrameError("missing_keys", f"A check frame needs {', '.join(missing)}.")
+        if not self.check_rate.allow():
+            raise FrameError("rate_limited", f"At most {settings.WS_CHECK_RATE} checks.")
+        if frame["resource"] not in CHECKED:
+            raise FrameError("unknown_resource", f"resource is one of {', '.join(CHECKED)}.")
+        errors = await sync_to_async(check_field)(frame["resource"], frame["field"], frame["value"])
+        await self.send_json({
+            "type": "check.result", "id": frame["id"], "field": frame["field"],
+            "ok": not errors, "errors": errors,
+        })  # fmt: skip
+
+    async def chat_message(self, message: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "message", "message": message["message"], "sender": message["sender"]}
+        )
+
+
+@close_old_connections
+def check_field(resource: str, field: Any, value: Any) -> list[str]:
+    """The errors the REST create of `resource` would report for `field` set to `value`."""
+    serializer = CHECKED[resource]()
+    target = serializer.fields.get(field) if isinstance(field, str) else None
+    if target is None or target.read_only:
+        raise FrameError("unknown_field", f"{resource} has no writable field {field!r}.")
+    try:
+        validated = target.run_validation(value)
+        hook = getattr(serializer, f"validate_{field}", None)
+        if hook is not None:
+            hook(validated)
+    except serializers.ValidationError as exc:
+        return [str(message) for message in _messages(exc.detail)]
+    return []
+
+
+def _messages(detail: Any) -> list[Any]:
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in _messages(value)]
+    if isinstance(detail, list):
+        return [m for value in detail for m in _messages(value)]
+    return [detail]

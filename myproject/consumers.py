@@ -1,0 +1,137 @@
+"""
+The base of every WebSocket consumer: JSON text frames within limits, an `error` frame for
+anything malformed (the socket stays open), and the relay of what the channel layer brings.
+
+    class CatalogConsumer(EventConsumer):
+        async def authorize(self) -> list[str] | None:
+            return [events.CATALOG_GROUP]      # None refuses the handshake (HTTP 403)
+
+        async def receive_frame(self, frame: dict) -> None:
+            raise FrameError("read_only", "This stream is read-only.")
+
+Change events (`forward.event`) are sent on as they are; `revoke.session`, sent to a user's
+private group when its password changes or it is disabled, closes the socket with 4401.
+"""
+
+import json
+import time
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from myproject import events
+
+# Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
+MAX_DEPTH = 32
+CLOSE_REVOKED = 4401
+
+
+class FrameError(Exception):
+    """A frame the server will not act on; answered with an `error` frame."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class EventConsumer(AsyncWebsocketConsumer):
+    groups: list[str]
+
+    async def authorize(self) -> list[str] | None:
+        """The groups this socket joins, or None to refuse the handshake."""
+        raise NotImplementedError
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        """Act on one well-formed frame; raise FrameError to answer with an error frame."""
+        raise NotImplementedError
+
+    @property
+    def user(self) -> Any:
+        return self.scope.get("user")
+
+    async def connect(self) -> None:
+        groups = await self.authorize()
+        if groups is None:
+            await self.close()  # before accept: the handshake gets HTTP 403
+            return
+        if self.user is not None and self.user.is_authenticated:
+            groups.append(events.user_group(self.user.pk))
+        self.groups = groups  # Channels discards these on disconnect
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self.receive_frame(parse_frame(text_data, bytes_data))
+        except FrameError as exc:
+            await self.send_json({"type": "error", "code": exc.code, "detail": exc.detail})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    async def forward_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["frame"])
+
+    async def revoke_session(self, message: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_REVOKED)
+
+
+def parse_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+    """A client frame as a JSON object, or FrameError saying what is wrong with it."""
+    if text_data is None:
+        raise FrameError("binary", "Frames must be JSON text, not binary.")
+    if len(text_data.encode("utf-8", "surrogatepass")) > settings.WS_MAX_FRAME:
+        raise FrameError("too_large", f"Frames are limited to {settings.WS_MAX_FRAME} bytes.")
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError("invalid_json", "The frame is not valid JSON.") from exc
+    if not isinstance(frame, dict):
+        raise FrameError("not_an_object", "The frame must be a JSON object.")
+    if _depth(frame) > MAX_DEPTH:
+        raise FrameError("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels.")
+    return frame
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
+class RateLimit:
+    """A token bucket: `rate` like "50/s" or "600/min"; None never limits."""
+
+    PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def __init__(self, rate: str | None) -> None:
+        self.capacity = self.per_second = 0.0
+        if rate:
+            count, period = rate.split("/")
+            self.capacity = float(count)
+            self.per_second = self.capacity / self.PERIODS[period.strip()[0]]
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        if not self.capacity:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
