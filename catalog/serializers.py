@@ -28,3 +28,9 @@ class ItemSerializer(serializers.ModelSerializer):
         read_only_fields = ["uuid", "created_at", "updated_at"]
         extra_kwargs = {"price": {"min_value": 0}, "stock": {"min_value": 0}}
         list_serializer_class = BulkListSerializer
+
+
+class StockAdjustmentSerializer(serializers.Serializer):
+    delta = serializers.IntegerField(
+        min_value=-1_000_000, max_value=1_000_000, help_text="Added to the stock; negative takes."
+    )

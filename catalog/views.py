@@ -1,10 +1,17 @@
 """The catalog API: categories and items, single and bulk verbs (`catalog/urls.py`)."""
 
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
 from catalog.filters import ItemFilter
 from catalog.models import Category, Item
 from catalog.permissions import IsStaffOrReadOnly
-from catalog.serializers import CategorySerializer, ItemSerializer
-from catalog.services import categories, items
+from catalog.serializers import CategorySerializer, ItemSerializer, StockAdjustmentSerializer
+from catalog.services import InsufficientStock, categories, items
 from myproject.bulk import BulkModelViewSet
 
 
@@ -31,3 +38,19 @@ class ItemViewSet(BulkModelViewSet):
     search_fields = ["sku", "name"]
     ordering_fields = ["sku", "name", "price", "stock", "created_at", "updated_at"]
     ordering = ["sku"]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return StockAdjustmentSerializer if self.action == "adjust_stock" else ItemSerializer
+
+    @extend_schema(responses={200: ItemSerializer})
+    @action(detail=True, methods=["post"])
+    def adjust_stock(self, request: Request, uuid: str | None = None) -> Response:
+        """Add to (or take from) the stock atomically: safe under concurrent sales."""
+        item = self.get_object()
+        serializer = StockAdjustmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            item = items.adjust_stock(item, serializer.validated_data["delta"])
+        except InsufficientStock as exc:
+            raise ValidationError({"delta": ["Not enough stock."]}) from exc
+        return Response(ItemSerializer(item).data)

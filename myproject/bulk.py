@@ -33,6 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
+from myproject.conditional import ConditionalMixin
 from myproject.services import ModelService
 
 
@@ -292,9 +293,13 @@ class BulkDestroyModelMixin:
 
 
 class BulkModelViewSet(
-    BulkCreateModelMixin, BulkUpdateModelMixin, BulkDestroyModelMixin, viewsets.ModelViewSet
+    ConditionalMixin,
+    BulkCreateModelMixin,
+    BulkUpdateModelMixin,
+    BulkDestroyModelMixin,
+    viewsets.ModelViewSet,
 ):
-    """A `ModelViewSet` with bulk verbs, whose writes all go through `service`."""
+    """A `ModelViewSet` with bulk verbs and ETags, whose writes all go through `service`."""
 
     service: ModelService
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.cache import cache
 
 from myproject import events
 
@@ -53,7 +54,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         groups = await self.authorize()
-        if groups is None:
+        if groups is None or not await self.count_socket():
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         if self.user is not None and self.user.is_authenticated:
@@ -62,6 +63,26 @@ class EventConsumer(AsyncWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.counted:
+            await _sockets_change(self.user.pk, -1)
+
+    counted = False
+
+    async def count_socket(self) -> bool:
+        """Hold one of the user's `WS_MAX_SOCKETS_PER_USER` sockets, counted in the shared
+        cache so the cap holds across daphne processes; False when none is left."""
+        if self.user is None or not self.user.is_authenticated:
+            return True
+        count = await _sockets_change(self.user.pk, +1)
+        if count is None:
+            return True  # the cache is unreachable: fail open, like the REST throttles
+        if count > settings.WS_MAX_SOCKETS_PER_USER:
+            await _sockets_change(self.user.pk, -1)
+            return False
+        self.counted = True
+        return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -77,6 +98,21 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def revoke_session(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_REVOKED)
+
+
+# A crashed process cannot give its sockets back; the count forgets them after a day.
+SOCKET_COUNT_TTL = 24 * 3600
+
+
+async def _sockets_change(user_id: object, delta: int) -> int | None:
+    key = f"ws-sockets:{user_id}"
+    try:
+        await cache.aadd(key, 0, timeout=SOCKET_COUNT_TTL)
+        count = await cache.aincr(key, delta)
+        await cache.atouch(key, SOCKET_COUNT_TTL)
+    except ValueError:  # the key vanished (expired, or the cache lost it)
+        return None
+    return count
 
 
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:

@@ -224,3 +224,16 @@ async def test_the_users_group_receives_user_events(token, staff):
     assert event["data"] == response.json()
     assert "password" not in json.dumps(event)
     await socket.disconnect()
+
+
+async def test_sockets_per_user_are_capped(user, settings):
+    settings.WS_MAX_SOCKETS_PER_USER = 2
+    key = await sync_to_async(token_for)(user)
+    first = await open_socket(CHECK.format("r1"), key)
+    second = await open_socket(CHECK.format("r2"), key)
+    _, accepted, _ = await connect(CHECK.format("r3"), key)
+    assert not accepted
+    await first.disconnect()
+    third = await open_socket(CHECK.format("r3"), key)  # a slot came free
+    for socket in (second, third):
+        await socket.disconnect()
