@@ -29,6 +29,12 @@ test: install  ## the whole suite against MariaDB and Redis
 	scripts/services.sh
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
+stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080 in the background (var/log, var/run)
+	scripts/stack.sh start
+
+stack-stop: install  ## stop what `make stack` started; nothing is left running
+	scripts/stack.sh stop
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

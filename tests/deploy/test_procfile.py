@@ -1,0 +1,73 @@
+"""`honcho start` runs the Procfile as a PaaS would: release, then web (uWSGI) and ws (daphne)."""
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.deploy.stack import ROOT, STACK_PORTS, alive, answers, descendants, make, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def test_honcho_start_runs_the_procfile(tmp_path):
+    env = {
+        **os.environ,
+        # Self-contained: SQLite and the in-memory channel layer; runtime files out of var/.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SECRET_KEY": "procfile-test",
+        "DJANGO_DEBUG": "off",
+        "DJANGO_HTTPS": "off",
+        "MYPROJECT_RUN_DIR": str(tmp_path / "run"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    make("stack-stop", env)  # the ports are the stack's
+    assert [port for port in STACK_PORTS if answers(port)] == []
+
+    log = (tmp_path / "honcho.log").open("w")
+    honcho = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "honcho"), "start"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    processes: list[int] = []
+    try:
+
+        def ready() -> bool:
+            try:
+                return all(
+                    httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+                    for port in (8000, 8080)
+                )
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, "web and ws did not come up under honcho")
+        # The release ran: the migrations made the tables the ready checks just used.
+        assert (tmp_path / "db.sqlite3").stat().st_size > 0
+        users = httpx.get("http://127.0.0.1:8000/identity/users/", timeout=10)
+        assert users.status_code == 401  # the API, not a database error
+        time.sleep(1)
+        assert honcho.poll() is None, "honcho stopped: one of the processes exited"
+        processes = descendants(honcho.pid)
+        assert len(processes) >= 3 + 4  # release, web, ws, and uWSGI's workers
+    finally:
+        honcho.send_signal(signal.SIGINT)
+        try:
+            honcho.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            honcho.kill()
+            honcho.wait()
+        log.close()
+    output = (tmp_path / "honcho.log").read_text()
+    assert "release.1 started" in output, output
+    assert "web.1 started" in output, output
+    assert "ws.1 started" in output, output
+    wait_for(lambda: not any(alive(pid) for pid in processes), 10, "processes outlived honcho")
+    assert [port for port in (8000, 8001, 8080) if answers(port)] == []
