@@ -10,9 +10,13 @@ anything malformed (the socket stays open), and the relay of what the channel la
             raise FrameError("read_only", "This stream is read-only.")
 
 Change events (`forward.event`) are sent on as they are; `revoke.session`, sent to a user's
-private group when its password changes or it is disabled, closes the socket with 4401.
+private group when its password changes or it is disabled, closes the socket with 4401. When
+daphne shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so
+clients see a close code and reconnect instead of finding a dead TCP connection.
 """
 
+import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -26,6 +30,9 @@ from myproject import events
 # Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
 MAX_DEPTH = 32
 CLOSE_REVOKED = 4401
+# The server is restarting: reconnect. (1012 says so too, but daphne sends only 1000 and
+# 3000-4999.)
+CLOSE_RESTART = 4503
 
 
 class FrameError(Exception):
@@ -47,6 +54,16 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         """Act on one well-formed frame; raise FrameError to answer with an error frame."""
         raise NotImplementedError
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # The server is shutting down (daphne cancels every application on SIGTERM):
+            # say so with a close frame rather than letting the TCP connection just drop.
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_RESTART})
+            raise
 
     @property
     def user(self) -> Any:

@@ -6,6 +6,15 @@ from rest_framework.test import APIClient
 
 from identity.models import User
 from tests.factories import StaffFactory, UserFactory, token_for
+from tests.stack import stack  # noqa: F401 - the session's split stack, for `stack` tests
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Under pytest-xdist with --dist loadgroup, every test on the stack's fixed ports shares
+    # one worker.
+    for item in items:
+        if item.get_closest_marker("stack"):
+            item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.deploy.stack import ROOT, STACK_PORTS, alive, answers, descendants, make, wait_for
+from tests.stack import ROOT, STACK_PORTS, alive, answers, descendants, make, wait_for
 
 pytestmark = pytest.mark.stack
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.stack import (
+from tests.stack import (
     ADMIN_NAME,
     LOG,
     NGINX,
@@ -432,3 +432,5 @@ def test_stack_stop_leaves_no_process(stack):
         assert found.stdout.split() == [], f"still running: {pattern}"
     assert [port for port in STACK_PORTS if answers(port)] == []
     assert not list(RUN.glob("*.pid"))
+    make("stack", stack.env)  # back up for the rest of the session's stack tests
+    assert httpx.get(f"{NGINX}/readyz", timeout=10).status_code == 200

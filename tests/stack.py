@@ -1,27 +1,31 @@
 """
-Helpers for driving the split stack from outside: its processes, logs and services.
+The split stack as operators run it (`make stack`), for tests that drive it from outside, and
+helpers for its processes, logs and services. Tests using the `stack` fixture are marked
+`stack`; the fixture starts the stack once per session.
 
 The stack runs against the suite's MariaDB (a private database, dropped afterwards) and a
 private Redis on a free port, which a test may stop and start again.
 """
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import environ
+import httpx
 import MySQLdb
 import pytest
 
 from tests.live import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "var" / "run"
 LOG = ROOT / "var" / "log"
 STACK_DB = "myproject_stack_test"
@@ -29,6 +33,8 @@ STACK_PORTS = (8088, 8000, 8001, 8080)
 NGINX = "http://127.0.0.1:8088"
 ADMIN_NAME = "stackadmin"
 ADMIN_PASSWORD = "stack-Admin-secret-42"
+# Machine-wide: any checkout's test session that runs the stack takes it first.
+STACK_LOCK = Path("/tmp/myproject-stack.lock")
 
 
 def mysql_config() -> dict:
@@ -171,3 +177,56 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
         if time.monotonic() > deadline:
             pytest.fail(message)
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The split stack, started once for the session by `make stack`, stopped at the end.
+    Holds a machine-wide lock meanwhile: its ports are fixed, so two test sessions (a
+    developer's and CI's, say) take turns rather than stopping each other's stack."""
+    with STACK_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _run_stack()
+
+
+def _run_stack() -> Iterator[Stack]:
+    config = mysql_config()
+    redis = PrivateRedis()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"mysql://{config['USER'] or 'root'}:{config['PASSWORD'] or ''}"
+        f"@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 3306}/{STACK_DB}",
+        "REDIS_URL": redis.url,
+    }
+    # The stack brings its own production settings and secret key (generated into var/).
+    for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
+        env.pop(name, None)
+    # A stack left behind by an interrupted run would hold the ports.
+    make("stack-stop", env)
+    busy = [port for port in STACK_PORTS if answers(port)]
+    if busy:
+        pytest.fail(f"ports {busy} are in use by something other than the stack")
+    drop_database(config)
+    redis.start()
+    try:
+        make("stack", env)
+        manage_env = {**env, "DJANGO_SECRET_KEY": "stack-test-manage"}
+        manage_env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "createsuperuser",
+             "--noinput", "--name", ADMIN_NAME, "--email", f"{ADMIN_NAME}@example.com"],
+            cwd=ROOT, env=manage_env, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        response = httpx.post(
+            f"{NGINX}/identity/token/",
+            json={"username": ADMIN_NAME, "password": ADMIN_PASSWORD},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        yield Stack(env=env, redis=redis, token=response.json()["token"])
+    finally:
+        try:
+            make("stack-stop", env)
+        finally:
+            redis.stop()
+            drop_database(config)
