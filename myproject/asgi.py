@@ -7,6 +7,8 @@ authentication (`?token=` or the session cookie), then the routes of `myproject.
 """
 
 import os
+import sys
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -18,6 +20,26 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
+
+
+def _close_protocol_violations_with_a_code() -> None:
+    """daphne's WebSocket library (autobahn) answers a protocol violation (a frame over
+    daphne's 1 MiB limit, invalid UTF-8 in a text frame) by dropping the TCP connection, so
+    the client sees no close code. Have it send the close frame (1009, 1007, 1002) instead."""
+    if "daphne.ws_protocol" not in sys.modules:
+        return  # not served by daphne
+    from daphne.ws_protocol import WebSocketFactory
+
+    init = WebSocketFactory.__init__
+
+    def __init__(self: WebSocketFactory, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+
+    WebSocketFactory.__init__ = __init__
+
+
+_close_protocol_violations_with_a_code()
 
 application = ProtocolTypeRouter(
     {

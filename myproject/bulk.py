@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import filters, mixins, routers, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
-from rest_framework.request import Request
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.metadata import SimpleMetadata
+from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
@@ -205,6 +207,27 @@ def _unique_key(value: Any) -> Any:
     return value
 
 
+class BulkMetadata(SimpleMetadata):
+    """OPTIONS: DRF's metadata takes PUT to mean one object and looks it up; on a list route
+    PUT is a bulk update, with no object to look up (an assertion, then a 500, otherwise)."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict[str, Any]:
+        if (view.lookup_url_kwarg or view.lookup_field) in view.kwargs:
+            return super().determine_actions(request, view)
+        actions = {}
+        for method in {"PUT", "POST"} & set(view.allowed_methods):
+            view.request = clone_request(request, method)
+            try:
+                view.check_permissions(view.request)
+            except (APIException, PermissionDenied):
+                continue
+            else:
+                actions[method] = self.get_serializer_info(view.get_serializer())
+            finally:
+                view.request = request
+        return actions
+
+
 class BulkRouter(routers.DefaultRouter):
     """`DefaultRouter` plus list-level PUT, PATCH and DELETE for bulk update and destroy."""
 
@@ -302,6 +325,7 @@ class BulkModelViewSet(
     """A `ModelViewSet` with bulk verbs and ETags, whose writes all go through `service`."""
 
     service: ModelService
+    metadata_class = BulkMetadata
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.instance = self.service.create(serializer.validated_data)

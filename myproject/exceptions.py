@@ -42,6 +42,16 @@ def _retry_after() -> dict[str, str]:
     return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """`handler400`: JSON (a disallowed Host header, a malformed request)."""
+    return JsonResponse({"detail": "Bad request."}, status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """`handler403`: JSON (CSRF failures outside DRF, say)."""
+    return JsonResponse({"detail": "Forbidden."}, status=403)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """`handler404`: JSON, like the API."""
     return JsonResponse({"detail": "Not found."}, status=404)

@@ -59,3 +59,51 @@ class AutoSchema(openapi.AutoSchema):
         if getattr(self.view, "action", "list") != "list":
             return None
         return super()._get_paginator()
+
+
+ERROR_DETAIL = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+# A 400 is field errors (an object), one error object per element (bulk: an array), or detail.
+VALIDATION_ERROR = {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
+ERRORS = {
+    "400": ("Invalid input: field errors, or one error object per bulk element.", VALIDATION_ERROR),
+    "401": ("Not authenticated.", ERROR_DETAIL),
+    "403": ("Not allowed.", ERROR_DETAIL),
+    "404": ("Not found.", ERROR_DETAIL),
+    "413": ("Request body too large.", ERROR_DETAIL),
+    "429": ("Throttled.", ERROR_DETAIL),
+    "503": ("The database is unavailable; retry after `Retry-After` seconds.", ERROR_DETAIL),
+}
+CONDITIONAL = ("put", "patch", "delete")
+
+
+def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation documents the JSON errors it can
+    answer with (myproject/exceptions.py, the throttles, the body limit), and single-object
+    writes document `If-Match` and its 412."""
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code, (description, schema) in ERRORS.items():
+                responses.setdefault(code, _json_response(description, schema))
+            if method in CONDITIONAL and "{" in path and "/set_password/" not in path:
+                responses.setdefault(
+                    "412", _json_response("If-Match names an outdated ETag.", ERROR_DETAIL)
+                )
+                operation.setdefault("parameters", []).append(
+                    {
+                        "in": "header",
+                        "name": "If-Match",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The ETag last read; a stale one gets 412.",
+                    }
+                )
+    return result
+
+
+def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

@@ -58,7 +58,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular_sidecar",
     "channels",
 ]
-LOCAL_APPS = ["identity", "catalog"]
+LOCAL_APPS = ["identity", "catalog", "web"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -141,25 +141,39 @@ if REDIS_URL:
             },
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-                        # Above the layer's 5 s blocking pop, which would otherwise time out.
-                        # Publishing is bounded separately (myproject.events.PUBLISH_TIMEOUT).
-                        "socket_timeout": 10,
-                    }
-                ],
-                # The default (100) silently drops group messages in a burst of events.
-                "capacity": env.int("DJANGO_CHANNEL_CAPACITY", default=5000),
-                "prefix": "myproject",
-            },
+    REDIS_HOSTS = [
+        {
+            "address": REDIS_URL,
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            # Above the core layer's 5 s blocking pop, which would otherwise time out.
+            # Publishing is bounded separately (myproject.events.PUBLISH_TIMEOUT).
+            "socket_timeout": 10,
         }
-    }
+    ]
+    # Which channels_redis layer carries events and groups; `make bench` compares the two
+    # (README, Benchmarks).
+    CHANNEL_LAYER = env.str("DJANGO_CHANNEL_LAYER", default="core").strip().lower()
+    if CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": REDIS_HOSTS, "prefix": "myproject"},
+            }
+        }
+    elif CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": REDIS_HOSTS,
+                    # The default (100) silently drops group messages in a burst of events.
+                    "capacity": env.int("DJANGO_CHANNEL_CAPACITY", default=5000),
+                    "prefix": "myproject",
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured("DJANGO_CHANNEL_LAYER is `core` or `pubsub`.")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -207,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "myproject.schema.add_error_responses",
+    ],
     # The docs UI is served from our own static files, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

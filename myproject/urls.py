@@ -13,9 +13,12 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("", include("web.urls")),
 ]
 if settings.DEBUG:
     urlpatterns.append(path("api-auth/", include("rest_framework.urls")))
 
+handler400 = "myproject.exceptions.bad_request"
+handler403 = "myproject.exceptions.permission_denied"
 handler404 = "myproject.exceptions.not_found"
 handler500 = "myproject.exceptions.server_error"

@@ -3,24 +3,24 @@ The split stack as operators run it (`make stack`), for tests that drive it from
 helpers for its processes, logs and services. Tests using the `stack` fixture are marked
 `stack`; the fixture starts the stack once per session.
 
-The stack runs against the suite's MariaDB (a private database, dropped afterwards) and a
-private Redis on a free port, which a test may stop and start again.
+The stack runs against a private MariaDB server and a private Redis, each on a free port, which
+a test may stop and start again without disturbing the rest of the suite.
 """
 
 import contextlib
 import fcntl
+import getpass
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import environ
 import httpx
-import MySQLdb
 import pytest
 
 from tests.live import free_port
@@ -37,25 +37,20 @@ ADMIN_PASSWORD = "stack-Admin-secret-42"
 STACK_LOCK = Path("/tmp/myproject-stack.lock")
 
 
-def mysql_config() -> dict:
-    """Connection settings of the suite's MariaDB (`make test` sets DATABASE_URL)."""
-    config = environ.Env.db_url_config(os.environ.get("DATABASE_URL", ""))
-    if config.get("ENGINE") != "django.db.backends.mysql":
-        pytest.fail("the stack tests need DATABASE_URL=mysql://... (run them with `make test`)")
-    return config
+def from_address(address: str) -> httpx.Client:
+    """A client whose connections come from another loopback address (127.0.0.2, ...)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
 
 
-def drop_database(config: dict) -> None:
-    connection = MySQLdb.connect(
-        host=config["HOST"] or "127.0.0.1",
-        port=int(config["PORT"] or 3306),
-        user=config["USER"] or "root",
-        password=config["PASSWORD"] or "",
-    )
-    try:
-        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{STACK_DB}`")
-    finally:
-        connection.close()
+def login(name: str, password: str, address: str = "127.0.0.9") -> str:
+    """A token for `name` through nginx, from an address of its own: the login throttle
+    (10/min per address) is for attackers, not for the suite's many logins."""
+    with from_address(address) as client:
+        response = client.post(
+            f"{NGINX}/identity/token/", json={"username": name, "password": password}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
 
 
 def answers(port: int) -> bool:
@@ -103,10 +98,66 @@ class PrivateRedis:
         self.proc = None
 
 
+class PrivateMariaDB:
+    """A throwaway MariaDB server (its own data directory and port), so that a test may stop
+    and restart the stack's database without touching the one the rest of the suite uses."""
+
+    def __init__(self) -> None:
+        for tool in ("mariadb-install-db", "mariadbd"):
+            if not (shutil.which(tool) or Path("/usr/sbin", tool).exists()):
+                pytest.fail(f"{tool} is not installed (`make test` installs mariadb-server)")
+        self.dir = Path(tempfile.mkdtemp(prefix="myproject-mariadb-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        user = ["--user=" + getpass.getuser()]
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={self.dir / 'data'}", *user,
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.command = [
+            shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", *user,
+            f"--datadir={self.dir / 'data'}", f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--socket={self.dir / 'mysqld.sock'}", f"--pid-file={self.dir / 'mysqld.pid'}",
+            f"--log-error={self.dir / 'error.log'}", "--skip-log-bin",
+            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+            "--innodb-buffer-pool-size=128M", "--max-connections=500",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{STACK_DB}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while not answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mariadbd did not start on port {self.port}: see {self.dir}/error.log")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
     redis: PrivateRedis
+    mariadb: PrivateMariaDB
     token: str
 
     @property
@@ -190,14 +241,8 @@ def stack() -> Iterator[Stack]:
 
 
 def _run_stack() -> Iterator[Stack]:
-    config = mysql_config()
-    redis = PrivateRedis()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"mysql://{config['USER'] or 'root'}:{config['PASSWORD'] or ''}"
-        f"@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 3306}/{STACK_DB}",
-        "REDIS_URL": redis.url,
-    }
+    redis, mariadb = PrivateRedis(), PrivateMariaDB()
+    env = {**os.environ, "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
     # The stack brings its own production settings and secret key (generated into var/).
     for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
         env.pop(name, None)
@@ -206,8 +251,8 @@ def _run_stack() -> Iterator[Stack]:
     busy = [port for port in STACK_PORTS if answers(port)]
     if busy:
         pytest.fail(f"ports {busy} are in use by something other than the stack")
-    drop_database(config)
     redis.start()
+    mariadb.start()
     try:
         make("stack", env)
         manage_env = {**env, "DJANGO_SECRET_KEY": "stack-test-manage"}
@@ -223,10 +268,10 @@ def _run_stack() -> Iterator[Stack]:
             timeout=30,
         )
         assert response.status_code == 200, response.text
-        yield Stack(env=env, redis=redis, token=response.json()["token"])
+        yield Stack(env=env, redis=redis, mariadb=mariadb, token=response.json()["token"])
     finally:
         try:
             make("stack-stop", env)
         finally:
             redis.stop()
-            drop_database(config)
+            mariadb.remove()

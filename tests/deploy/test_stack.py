@@ -29,6 +29,7 @@ from tests.stack import (
     alive,
     answers,
     children,
+    from_address,
     make,
     pid_file,
     wait_for,
@@ -39,11 +40,6 @@ pytestmark = pytest.mark.stack
 UWSGI = "http://127.0.0.1:8000"
 DAPHNE = "http://127.0.0.1:8080"
 MiB = 1024 * 1024
-
-
-def from_address(address: str) -> httpx.Client:
-    """A client whose connections come from another loopback address (127.0.0.2, ...)."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
 
 
 def uwsgi_workers() -> list[int]:
