@@ -27,6 +27,7 @@ run: install  ## REST + WebSocket in one daphne process on 127.0.0.1:8000, SQLit
 
 test: install  ## the whole suite against MariaDB and Redis
 	scripts/services.sh
+	scripts/browser-deps.sh
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080 in the background (var/log, var/run)

@@ -1,0 +1,275 @@
+// The web client. After logging in it shows two live tables, users and items, with
+// create/edit forms, kept current by two sockets:
+//   /identity/ws/check/users/?token=…  user.* events, and the forms' live field checks
+//   /catalog/ws/                       item.* and category.* events
+// A change made anywhere (another browser, the REST API, the admin, import_catalog) shows up
+// here without a reload.
+import { request, withQuery } from "./api.js";
+import { Checker, ResourceForm } from "./form.js";
+import { LiveSocket, socketUrl } from "./live.js";
+import { session } from "./session.js";
+import { PagedTable } from "./table.js";
+
+const $ = (id) => document.getElementById(id);
+const CONNECTION_LABELS = {
+  live: "live",
+  connecting: "connecting…",
+  reconnecting: "reconnecting…",
+  offline: "offline",
+};
+
+let me = null; // the signed-in user's record: decides which buttons are offered
+const categories = new Map(); // uuid -> name, for the items table and the item form
+
+// --- sockets -----------------------------------------------------------------------------
+
+const usersSocket = new LiveSocket(
+  () => socketUrl(`/identity/ws/check/users/?token=${encodeURIComponent(session.token)}`),
+  {
+    frame: (frame) =>
+      frame.type === "check.result" ? checker.receive(frame) : changed(frame, users, userForm),
+    // Events sent while we were away are lost: read the page again.
+    open: (isReconnect) => isReconnect && users.refetchSoon(),
+    revoked: () => endSession("Your session was ended (password changed or account disabled)."),
+    refused: verifySession,
+    state: (state) => {
+      if (state !== "live") checker.reset();
+      showConnection();
+    },
+  },
+);
+
+const catalogSocket = new LiveSocket(() => socketUrl("/catalog/ws/"), {
+  frame: (frame) =>
+    String(frame.type).startsWith("category.") ? loadCategories() : changed(frame, items, itemForm),
+  open: (isReconnect) => {
+    if (isReconnect) {
+      loadCategories();
+      items.refetchSoon();
+    }
+  },
+  state: showConnection,
+});
+
+const checker = new Checker(usersSocket);
+
+// One indicator for both sockets: "live" only when everything is.
+function showConnection() {
+  const states = [usersSocket.state, catalogSocket.state];
+  const state = states.every((s) => s === "live")
+    ? "live"
+    : ["reconnecting", "connecting", "offline"].find((s) => states.includes(s));
+  $("conn").dataset.state = state;
+  $("conn-text").textContent = CONNECTION_LABELS[state];
+}
+
+// A change event: update the row in place when it is on screen; anything that can move rows
+// between pages (creations, deletions, bulk events, which carry only uuids) refetches.
+function changed({ type, data }, table, form) {
+  if (typeof type !== "string" || !data) return;
+  const action = type.slice(type.indexOf(".") + 1);
+  if (action === "updated") {
+    if (me && data.uuid === me.uuid) me = data;
+    table.update(data);
+    form.remoteChange(data.uuid, false);
+    return;
+  }
+  if (action === "deleted") form.remoteChange(data.uuid, true);
+  if (action === "created") table.highlightNext(data.uuid);
+  if (action === "bulk_created") data.uuids.forEach((uuid) => table.highlightNext(uuid));
+  if (action === "bulk_updated" || action === "bulk_deleted") {
+    data.uuids.forEach((uuid) => form.remoteChange(uuid, action === "bulk_deleted"));
+  }
+  table.refetchSoon();
+}
+
+// --- tables and forms --------------------------------------------------------------------
+
+const yesNo = (value) => (value ? "yes" : "no");
+const day = (value) => (value ? new Date(value).toLocaleDateString() : "");
+
+const users = new PagedTable($("users"), {
+  path: "/identity/users/",
+  columns: [
+    { field: "name" },
+    { field: "email" },
+    { field: "phone" },
+    { field: "enable", format: yesNo },
+    { field: "is_staff", format: yesNo },
+    { field: "date_joined", format: day },
+  ],
+  // Staff edit anyone; a user edits itself (the API enforces the same).
+  canEdit: (row) => Boolean(me && (me.is_staff || row.uuid === me.uuid)),
+  onEdit: (uuid, opener) => userForm.openEdit(uuid, opener),
+  onError: failed,
+});
+
+const items = new PagedTable($("items"), {
+  path: "/catalog/items/",
+  columns: [
+    { field: "sku" },
+    { field: "name" },
+    { field: "category", format: (uuid) => categories.get(uuid) ?? "—" },
+    { field: "price", className: "num" },
+    { field: "stock", className: "num" },
+    { field: "enable", format: yesNo },
+  ],
+  canEdit: () => Boolean(me?.is_staff),
+  onEdit: (uuid, opener) => itemForm.openEdit(uuid, opener),
+  onError: failed,
+});
+
+const formOptions = { checker, onSessionEnded: () => endSession(), onError: failed };
+
+const userForm = new ResourceForm($("user-dialog"), {
+  ...formOptions,
+  resource: "user",
+  label: "user",
+  path: "/identity/users/",
+  checked: ["name", "email", "phone", "password"],
+  describe: (row) => row.name,
+  onSaved: saved(users, "User", (row) => row.name),
+});
+
+const itemForm = new ResourceForm($("item-dialog"), {
+  ...formOptions,
+  resource: "item",
+  label: "item",
+  path: "/catalog/items/",
+  checked: ["sku", "name", "price", "stock"],
+  describe: (row) => row.sku,
+  onSaved: saved(items, "Item", (row) => row.sku),
+});
+
+function saved(table, label, describe) {
+  return (row, mode) => {
+    say(`${label} ${describe(row)} ${mode === "create" ? "created" : "saved"}.`);
+    table.highlightNext(row.uuid);
+    // The change event will come too; showing the answer now makes the save feel immediate.
+    if (!table.update(row)) table.refetchSoon();
+  };
+}
+
+$("users").querySelector("[data-create]").addEventListener("click", (event) => {
+  userForm.openCreate(event.currentTarget);
+});
+$("items").querySelector("[data-create]").addEventListener("click", (event) => {
+  itemForm.openCreate(event.currentTarget);
+});
+
+async function loadCategories() {
+  try {
+    const { data } = await request("GET", withQuery("/catalog/categories/", { page_size: 1000 }));
+    categories.clear();
+    for (const category of data.results) categories.set(category.uuid, category.name);
+    itemForm.setOptions(
+      "category",
+      data.results.map((category) => ({ value: category.uuid, label: category.name })),
+    );
+    items.redraw();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+// --- session -----------------------------------------------------------------------------
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const name = form.elements.username.value.trim();
+  showLoginError("");
+  try {
+    const { data } = await request("POST", "/identity/token/", {
+      body: { username: name, password: form.elements.password.value },
+    });
+    session.save(data.token, name);
+    form.reset();
+    await enter();
+  } catch (error) {
+    showLoginError(error.status === 400 ? "Wrong name or password." : error.message);
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await request("DELETE", "/identity/token/"); // revokes this token on the server
+  } catch {
+    // Already invalid or unreachable: forgetting it here is what matters to this tab.
+  }
+  leave();
+  say("You have logged out.");
+});
+
+async function enter() {
+  try {
+    me = await findMe(session.name);
+  } catch (error) {
+    if (error.status === 401) return endSession();
+    me = null;
+    say(error.message);
+  }
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("who").hidden = false;
+  $("who-name").textContent = session.name;
+  for (const button of document.querySelectorAll(".staff-only")) button.hidden = !me?.is_staff;
+  usersSocket.start();
+  catalogSocket.start();
+  await Promise.all([loadCategories(), users.load(), items.load()]);
+}
+
+// There is no "who am I" endpoint: find the user by the name the token was issued for.
+async function findMe(name) {
+  const { data } = await request("GET", withQuery("/identity/users/", { search: name }));
+  return data.results.find((user) => user.name === name) ?? null;
+}
+
+// The check channel's handshake was refused or the server is down (a browser cannot tell);
+// if the token no longer works, stop retrying and ask for a new login.
+async function verifySession() {
+  try {
+    await request("GET", withQuery("/identity/users/", { page_size: 1 }));
+  } catch (error) {
+    if (error.status === 401) endSession();
+  }
+}
+
+function leave() {
+  usersSocket.stop();
+  catalogSocket.stop();
+  session.clear();
+  me = null;
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("login").hidden = false;
+  $("login-name").focus();
+}
+
+function endSession(reason = "Your session has ended.") {
+  leave();
+  showLoginError(`${reason} Please log in again.`);
+}
+
+function failed(error) {
+  if (error.status === 401) endSession();
+  else say(error.message);
+}
+
+function showLoginError(message) {
+  $("login-error").textContent = message; // an empty alert takes no room (app.css)
+}
+
+function say(message) {
+  $("status").textContent = message;
+}
+
+// --- start -------------------------------------------------------------------------------
+
+if (session.token) {
+  enter();
+} else {
+  $("login").hidden = false;
+  $("login-name").focus();
+}

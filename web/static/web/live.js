@@ -1,0 +1,124 @@
+// A WebSocket that stays connected. When the server goes away (a restart closes sockets with
+// 4503, a crash or network loss shows as 1006) it reconnects with exponential backoff, capped,
+// with jitter so that a thousand pages do not all come back in the same millisecond.
+// 4401 means the session was revoked: reconnecting could only fail, so it stops.
+
+const BASE_DELAY_MS = 500;
+const MAX_DELAY_MS = 15000;
+// Backoff starts over only once a connection has proved stable; a server that accepts and
+// drops at once must not be hammered at the base rate.
+const STABLE_AFTER_MS = 10000;
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_REVOKED = 4401;
+
+export class LiveSocket {
+  // `url()` is called for each attempt (the token may have changed); handlers:
+  // frame(frame), open(isReconnect), revoked(), refused(), state(state).
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.state = "offline";
+    this.attempt = 0;
+    this.socket = null;
+    this.timer = null;
+    this.stopped = true;
+    this.everOpened = false;
+    this.retryNow = () => {
+      // Back online: don't wait out the rest of a long backoff.
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.timer = null;
+        this.connect();
+      }
+    };
+  }
+
+  start() {
+    this.stopped = false;
+    this.attempt = 0;
+    this.everOpened = false;
+    window.addEventListener("online", this.retryNow);
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("online", this.retryNow);
+    clearTimeout(this.timer);
+    this.timer = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.close(CLOSE_NORMAL);
+    this.setState("offline");
+  }
+
+  get isOpen() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  send(frame) {
+    if (!this.isOpen) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  connect() {
+    this.timer = null;
+    this.setState(this.everOpened || this.attempt ? "reconnecting" : "connecting");
+    const socket = new WebSocket(this.url());
+    this.socket = socket;
+    let openedAt = 0;
+    socket.addEventListener("open", () => {
+      openedAt = Date.now();
+      const isReconnect = this.everOpened;
+      this.everOpened = true;
+      this.setState("live");
+      this.handlers.open?.(isReconnect);
+    });
+    socket.addEventListener("message", (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return; // the server only sends JSON; anything else is not ours to act on
+      }
+      this.handlers.frame?.(frame);
+    });
+    socket.addEventListener("close", (event) => this.closed(socket, event, openedAt));
+  }
+
+  closed(socket, event, openedAt) {
+    if (socket !== this.socket || this.stopped) return; // we closed it, or replaced it
+    this.socket = null;
+    if (event.code === CLOSE_REVOKED) {
+      this.stop();
+      this.handlers.revoked?.();
+      return;
+    }
+    // A refused handshake (403: bad token, bad origin) reaches a browser as a bare 1006, just
+    // like a server that is down: let the owner find out which by other means.
+    if (!openedAt) this.handlers.refused?.();
+    if (openedAt && Date.now() - openedAt > STABLE_AFTER_MS) this.attempt = 0;
+    this.schedule();
+  }
+
+  schedule() {
+    const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.attempt);
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    this.attempt += 1;
+    this.setState("reconnecting");
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.handlers.state?.(state);
+  }
+}
+
+// The WebSocket URL of a path on this page's own host (ws: or wss: to match the page).
+export function socketUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
+}
