@@ -68,11 +68,6 @@ class CheckConsumer(EventConsumer):
             "ok": not errors, "errors": errors,
         })  # fmt: skip
 
-    async def chat_message(self, message: dict[str, Any]) -> None:
-        await self.send_json(
-            {"type": "message", "message": message["message"], "sender": message["sender"]}
-        )
-
 
 @close_old_connections
 def check_field(resource: str, field: Any, value: Any) -> list[str]:

@@ -110,6 +110,12 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
 
+    async def chat_message(self, message: dict[str, Any]) -> None:
+        """A group message: from a member of a check channel, or from `manage.py broadcast`."""
+        await self.send_json(
+            {"type": "message", "message": message["message"], "sender": message["sender"]}
+        )
+
     async def forward_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["frame"])
 

@@ -66,8 +66,9 @@ ERROR_DETAIL = {
     "properties": {"detail": {"type": "string"}},
     "required": ["detail"],
 }
-# A 400 is field errors (an object), one error object per element (bulk: an array), or detail.
-VALIDATION_ERROR = {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
+# A 400 is field errors or a detail (an object), one error object per bulk element, or a list
+# of messages (an invalid query parameter): an object or an array.
+VALIDATION_ERROR = {"oneOf": [{"type": "object"}, {"type": "array"}]}
 ERRORS = {
     "400": ("Invalid input: field errors, or one error object per bulk element.", VALIDATION_ERROR),
     "401": ("Not authenticated.", ERROR_DETAIL),

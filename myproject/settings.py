@@ -152,7 +152,7 @@ if REDIS_URL:
     ]
     # Which channels_redis layer carries events and groups; `make bench` compares the two
     # (README, Benchmarks).
-    CHANNEL_LAYER = env.str("DJANGO_CHANNEL_LAYER", default="core").strip().lower()
+    CHANNEL_LAYER = env.str("DJANGO_CHANNEL_LAYER", default="pubsub").strip().lower()
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {

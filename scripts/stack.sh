@@ -280,6 +280,9 @@ nginx_user_args() {
 # --- commands ----------------------------------------------------------------------------
 
 start_daphne() {
+  # One descriptor per WebSocket: lift a login shell's 1024 to what the systemd unit gives
+  # (LimitNOFILE=65536), or at least to the hard limit (make bench holds 5k idle sockets).
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   setsid deploy/daphne.sh "$DAPHNE_PORT" </dev/null >>"$LOG/daphne.log" 2>&1 &
   echo $! >"$RUN/daphne.pid"
 }

@@ -43,3 +43,16 @@ async def test_catalog_writes_arrive_on_the_stream():
     assert event["data"]["uuid"] == str(item.uuid)
     assert event["data"]["stock"] == 3
     await socket.disconnect()
+
+
+async def test_a_broadcast_reaches_the_catalog_stream_too():
+    import io
+
+    from django.core.management import call_command
+
+    socket = await open_socket(STREAM)
+    await sync_to_async(call_command)(
+        "broadcast", "catalog", '{"text": "sale"}', stdout=io.StringIO()
+    )
+    assert await receive(socket) == {"type": "message", "message": {"text": "sale"}, "sender": None}
+    await socket.disconnect()

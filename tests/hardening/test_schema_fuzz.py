@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.stack import NGINX, ROOT, login
 
@@ -26,6 +27,17 @@ CHECKS = ",".join([
 # and changing passwords (revokes the token in use). Tested by hand in test_authz.py.
 SESSION_ENDING = ["--exclude-path-regex", "set_password", "--exclude-path-regex",
                   "^/identity/users/.*", "--exclude-method", "DELETE"]  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reset_throttles_after(stack):
+    """The fuzzers trip the throttles (the login's 10/min above all) on purpose; later tests
+    should not inherit that, so the counters in the stack's Redis are cleared afterwards."""
+    yield
+    client = redis.Redis(port=stack.redis.port)
+    for key in client.scan_iter(match="*throttle_*"):
+        client.delete(key)
+    client.close()
 
 
 def schemathesis(*args: str) -> subprocess.CompletedProcess:
