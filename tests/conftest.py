@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from identity.models import User
 from tests.factories import StaffFactory, UserFactory, token_for
-from tests.stack import stack  # noqa: F401 - the session's split stack, for `stack` tests
+from tests.stack import stack, stack_ports  # noqa: F401 - the session's split stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -231,13 +231,19 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """The split stack, started once for the session by `make stack`, stopped at the end.
-    Holds a machine-wide lock meanwhile: its ports are fixed, so two test sessions (a
-    developer's and CI's, say) take turns rather than stopping each other's stack."""
+def stack_ports() -> Iterator[None]:
+    """The stack's fixed ports (8088, 8000, 8001, 8080), held through a machine-wide lock
+    for the rest of the session: two test sessions (a developer's and CI's, say, or a
+    benchmark run) take turns rather than stopping each other's servers."""
     with STACK_LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield from _run_stack()
+        yield
+
+
+@pytest.fixture(scope="session")
+def stack(stack_ports: None) -> Iterator[Stack]:
+    """The split stack, started once for the session by `make stack`, stopped at the end."""
+    yield from _run_stack()
 
 
 def _run_stack() -> Iterator[Stack]:

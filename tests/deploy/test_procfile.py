@@ -13,7 +13,7 @@ from tests.stack import ROOT, STACK_PORTS, alive, answers, descendants, make, wa
 pytestmark = pytest.mark.stack
 
 
-def test_honcho_start_runs_the_procfile(tmp_path):
+def test_honcho_start_runs_the_procfile(tmp_path, stack_ports):
     env = {
         **os.environ,
         # Self-contained: SQLite and the in-memory channel layer; runtime files out of var/.
