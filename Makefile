@@ -36,6 +36,15 @@ stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080 in the background (
 stack-stop: install  ## stop what `make stack` started; nothing is left running
 	scripts/stack.sh stop
 
+# Benchmarks (not part of `make test`): the plotting extras and wrk on top of `install`.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt bench/system-deps.sh
+	bench/system-deps.sh
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+bench: install $(VENV)/.bench-installed  ## side-by-side benchmarks -> bench/results/ (BENCH_ARGS=--quick, --only NAME)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

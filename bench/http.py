@@ -1,0 +1,313 @@
+"""
+HTTP benchmarks: the split (the same DRF list on uWSGI and on daphne), the ceiling (a static
+file and a constant JsonResponse), uWSGI's sizing, the cost of one serialized row, and the
+queries per list request.
+"""
+
+import json
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from bench.loadgen import cpu_summary, median_run, spread, wrk
+from bench.stack import NGINX, ROOT, UWSGI, WORK, BenchStack, log, mysql
+
+LIST = "/catalog/items/?page_size=50"
+CONNECTIONS = 16
+# A run during which processes outside the stack and the client (another test session on
+# this shared machine) used more than this many cores is measured again, at most RETRIES
+# times; the CPU columns of the results show what each kept run had.
+NEIGHBOUR_CORES = 0.3
+RETRIES = 2
+
+
+def alternate(
+    stack: BenchStack,
+    variants: dict[str, str],
+    reps: int,
+    duration: float,
+    connections: int = CONNECTIONS,
+    threads: int = 2,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every variant once per round, A B C A B C ...: drift on a shared machine (another
+    process waking up, the page cache, MariaDB's buffer pool) hits all variants alike."""
+    for name, url in variants.items():
+        wrk(stack, url, connections, min(2.0, duration), threads)  # warm-up, not recorded
+        log(f"  warmed {name}")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for rep in range(reps):
+        for name, url in variants.items():
+            run = wrk(stack, url, connections, duration, threads)
+            for _ in range(RETRIES):
+                if run["cpu"]["other_cores"] <= NEIGHBOUR_CORES:
+                    break
+                other = run["cpu"]["other_cores"]
+                log(f"  {name}: other processes used {other:.2f} cores; measuring again")
+                time.sleep(5)
+                run = wrk(stack, url, connections, duration, threads)
+            runs[name].append(run)
+            log(
+                f"  round {rep + 1}/{reps} {name}: {run['rps']:.0f} req/s, "
+                f"p50 {run['latency_us']['percentiles']['50'] / 1000:.1f} ms, "
+                f"{run['errors']} errors, client {run['cpu']['cores'].get('client', 0):.2f} cores"
+            )
+    return runs
+
+
+def variant_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    best = median_run(runs)
+    return {
+        "rps": spread([run["rps"] for run in runs]),
+        "p50_ms": spread([run["latency_us"]["percentiles"]["50"] / 1000 for run in runs]),
+        "p99_ms": spread([run["latency_us"]["percentiles"]["99"] / 1000 for run in runs]),
+        "errors": sum(run["errors"] for run in runs),
+        "requests": sum(run["requests"] for run in runs),
+        "cpu_cores": cpu_summary(runs),
+        "latency_percentiles_us": best["latency_us"]["percentiles"],
+        "url": best["url"],
+    }
+
+
+def ratio(a: list[float], b: list[float]) -> dict[str, float]:
+    """Round-by-round ratios a/b (each round measured both back to back), median and range."""
+    return spread([x / y for x, y in zip(a, b, strict=True)])
+
+
+def save_list_body() -> bytes:
+    """The DRF list's bytes, for the static file and the constant app."""
+    body = httpx.get(f"{UWSGI}{LIST}", timeout=30).raise_for_status().content
+    (WORK / "items-50.json").write_bytes(body)
+    static = ROOT / "var" / "static" / "bench"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / "items-50.json").write_bytes(body)
+    return body
+
+
+def fronts(stack: BenchStack) -> None:
+    """The constant app and the benchmarks' nginx (to daphne and to the constant app)."""
+    save_list_body()
+    stack.constant_uwsgi(WORK / "items-50.json")
+    stack.bench_nginx()
+
+
+def same_results(urls: list[str]) -> None:
+    """Every variant answers 200 with the same items: the comparison is like for like."""
+    bodies = []
+    for url in urls:
+        response = httpx.get(url, timeout=30)
+        assert response.status_code == 200, (url, response.status_code, response.text[:200])
+        bodies.append(response.json()["results"])
+    assert all(body == bodies[0] for body in bodies), "variants disagree on the list"
+
+
+def split(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
+    """nginx -> uWSGI vs nginx -> daphne, the same DRF list, 16 connections."""
+    fronts(stack)
+    variants = {
+        "uwsgi": f"{NGINX}{LIST}",
+        "daphne": f"http://127.0.0.1:{stack.ports['nginx_daphne']}{LIST}",
+    }
+    same_results(list(variants.values()))
+    runs = alternate(stack, variants, reps, duration)
+    rps = {name: [run["rps"] for run in value] for name, value in runs.items()}
+    result = ratio(rps["uwsgi"], rps["daphne"])
+    errors = sum(run["errors"] for value in runs.values() for run in value)
+    return {
+        "name": "http",
+        "title": "HTTP split: DRF list via nginx -> uWSGI vs nginx -> daphne, 16 connections",
+        "target": "uWSGI >= 2x daphne req/s; 0 errors",
+        "measured": f"{result['median']:.2f}x ({result['min']:.2f}-{result['max']:.2f}), "
+        f"{errors} errors",
+        "pass": result["median"] >= 2.0 and errors == 0,
+        "ratio_uwsgi_over_daphne": result,
+        "variants": {name: variant_summary(value) for name, value in runs.items()},
+        "runs": runs,
+    }
+
+
+def ceiling(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
+    """What the DRF list costs against Django alone (constant JsonResponse, uWSGI) and
+    against no Python at all (the same bytes as a static file from nginx)."""
+    fronts(stack)
+    variants = {
+        "drf": f"{NGINX}{LIST}",
+        "constant": f"http://127.0.0.1:{stack.ports['nginx_constant']}/bench/constant/",
+        "static": f"{NGINX}/static/bench/items-50.json",
+    }
+    for url in variants.values():
+        assert httpx.get(url, timeout=30).status_code == 200, url
+    runs = alternate(stack, variants, reps, duration)
+    rps = {name: [run["rps"] for run in value] for name, value in runs.items()}
+    drf_constant = ratio(rps["drf"], rps["constant"])
+    static_drf = ratio(rps["static"], rps["drf"])
+    return {
+        "name": "ceiling",
+        "title": "Ceiling: the same JSON bytes as a static file (nginx) and a constant "
+        "JsonResponse (uWSGI)",
+        "target": "report DRF/constant and static/DRF",
+        "measured": f"DRF/constant {drf_constant['median']:.2f}, "
+        f"static/DRF {static_drf['median']:.1f}x",
+        "pass": None,
+        "ratio_drf_over_constant": drf_constant,
+        "ratio_static_over_drf": static_drf,
+        "variants": {name: variant_summary(value) for name, value in runs.items()},
+        "runs": runs,
+    }
+
+
+def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[str, Any]:
+    """uWSGI processes x threads on 2 cores, through nginx, 16 connections: the DRF list
+    (reads) and single item POSTs (writes, each publishing its event). Each configuration is
+    a fresh uWSGI (stack.sh's way), warmed before it is timed."""
+    configs = [(4, 1), (4, 2)] if quick else [(2, 1), (2, 2), (4, 1), (4, 2), (8, 1)]
+    names = [f"{p}x{t}" for p, t in configs]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    writes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    try:
+        for rep in range(reps):
+            for (processes, threads), name in zip(configs, names, strict=True):
+                stack.resize_uwsgi(processes, threads)
+                wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, min(2.0, duration))  # warm-up
+                run = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
+                runs[name].append(run)
+                post = wrk(
+                    stack, f"{NGINX}/catalog/items/", CONNECTIONS, duration, headers=stack.auth,
+                    script_args=["post", f"SIZE{rep}-{name}", stack.category],
+                )  # fmt: skip
+                writes[name].append(post)
+                log(f"  round {rep + 1}/{reps} uWSGI {name}: list {run['rps']:.0f} req/s, "
+                    f"p99 {run['latency_us']['percentiles']['99'] / 1000:.0f} ms; POST "
+                    f"{post['rps']:.0f} req/s, p99 "
+                    f"{post['latency_us']['percentiles']['99'] / 1000:.0f} ms, "
+                    f"{post['errors']} errors")  # fmt: skip
+    finally:
+        stack.resize_uwsgi()  # back to uwsgi.ini's defaults
+    summary = {name: variant_summary(value) for name, value in runs.items()}
+    write_summary = {name: variant_summary(value) for name, value in writes.items()}
+    best = max(summary, key=lambda name: summary[name]["rps"]["median"])
+
+    def line(name: str) -> str:
+        r, w = summary[name], write_summary[name]
+        return (
+            f"{name}: list {r['rps']['median']:.0f}/s p99 {r['p99_ms']['median']:.0f} ms, "
+            f"POST {w['rps']['median']:.0f}/s p99 {w['p99_ms']['median']:.0f} ms"
+        )
+
+    return {
+        "name": "sizing",
+        "title": "uWSGI sizing: processes x threads via nginx, 16 connections, DRF list and "
+        "single POSTs",
+        "target": "choose the default (uwsgi.ini)",
+        "measured": "; ".join(line(name) for name in ("4x1", "4x2") if name in summary),
+        "pass": None,
+        "best_list": best,
+        "variants": summary,
+        "writes": write_summary,
+        "runs": runs,
+        "write_runs": writes,
+    }
+
+
+def rows(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
+    """The cost of one more row: list latency at page sizes 1, 50 and 200 on one kept-alive
+    connection through nginx (no queueing), median latency of each. (uWSGI's own HTTP port
+    closes the connection after every response, which wrk counts as an error.)"""
+    sizes = [1, 50, 200]
+    variants = {f"page_size={size}": f"{NGINX}/catalog/items/?page_size={size}" for size in sizes}
+    runs = alternate(stack, variants, reps, duration, connections=1, threads=1)
+    p50 = {
+        size: [run["latency_us"]["percentiles"]["50"] for run in runs[f"page_size={size}"]]
+        for size in sizes
+    }
+    per_row = spread([(b - a) / 49 for a, b in zip(p50[1], p50[50], strict=True)])
+    errors = sum(run["errors"] for value in runs.values() for run in value)
+    per_row_200 = spread([(b - a) / 199 for a, b in zip(p50[1], p50[200], strict=True)])
+    return {
+        "name": "rows",
+        "title": "Per-row cost: list p50 latency at 1 vs 50 rows (1 connection, nginx -> uWSGI)",
+        "target": "<= 50 us per serialized row",
+        "measured": f"{per_row['median']:.1f} us/row ({per_row['min']:.1f}-{per_row['max']:.1f});"
+        f" 1->200 rows: {per_row_200['median']:.1f} us/row",
+        "pass": per_row["median"] <= 50 and errors == 0,
+        "us_per_row_1_to_50": per_row,
+        "us_per_row_1_to_200": per_row_200,
+        "p50_us": {size: spread(values) for size, values in p50.items()},
+        "variants": {name: variant_summary(value) for name, value in runs.items()},
+        "runs": runs,
+    }
+
+
+def _questions() -> int:
+    connection = mysql()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return int(cursor.fetchone()[1])
+    finally:
+        connection.close()
+
+
+def queries(stack: BenchStack, duration: float) -> dict[str, Any]:
+    """Queries per list request by page size: Django's own capture in this process, then
+    MariaDB's `Questions` counter while uWSGI serves the list under load (the counter is
+    server-wide: an idle window before and after measures what others add meanwhile)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    sizes = [1, 10, 50, 200]
+    client = Client(HTTP_HOST="127.0.0.1")
+    captured: dict[int, dict[str, Any]] = {}
+    for size in sizes:
+        url = f"/catalog/items/?page_size={size}"
+        assert client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as context:
+            response = client.get(url)
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == size
+        captured[size] = {
+            "queries": len(context.captured_queries),
+            "sql": [query["sql"][:160] for query in context.captured_queries],
+        }
+    connection.close()
+
+    def idle_rate() -> float:
+        before, start = _questions(), time.monotonic()
+        time.sleep(duration)
+        return (_questions() - before - 1) / (time.monotonic() - start)
+
+    noise = [idle_rate()]
+    under_load: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        before = _questions()
+        run = wrk(stack, f"{NGINX}/catalog/items/?page_size={size}", 4, duration)
+        delta = _questions() - before - 1
+        under_load[size] = {"questions": delta, "requests": run["requests"], "s": run["duration_s"]}
+    noise.append(idle_rate())
+    rate = statistics.mean(noise)
+    for entry in under_load.values():
+        entry["raw_per_request"] = round(entry["questions"] / entry["requests"], 3)
+        corrected = (entry["questions"] - rate * entry["s"]) / entry["requests"]
+        entry["per_request"] = round(corrected, 3)
+    counts = [captured[size]["queries"] for size in sizes]
+    constant = len(set(counts)) == 1
+    return {
+        "name": "queries",
+        "title": "Queries per list request at page size 1, 10, 50, 200",
+        "target": "constant, <= 4",
+        "measured": "Django: "
+        + ", ".join(str(c) for c in counts)
+        + "; MariaDB Questions/request: "
+        + ", ".join(f"{under_load[size]['per_request']:.2f}" for size in sizes),
+        "pass": constant and max(counts) <= 4,
+        "django_capture": captured,
+        "mariadb_questions": under_load,
+        "mariadb_idle_questions_per_s": [round(value, 2) for value in noise],
+    }
+
+
+def describe_body() -> dict[str, Any]:
+    body = (WORK / "items-50.json").read_bytes()
+    return {"bytes": len(body), "items": len(json.loads(body)["results"])}

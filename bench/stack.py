@@ -1,0 +1,546 @@
+"""
+The split stack as the benchmarks drive it: `scripts/stack.sh` against a private database
+(`myproject_bench`, dropped and recreated each run) and a private redis-server on a free port,
+throttles off, under the machine-wide lock that test sessions take too (the ports are fixed).
+
+Besides the stack itself the benchmarks need a few processes of their own, all on loopback and
+all stopped by `BenchStack.close()`: a second nginx (HTTP to daphne, and to the constant
+uWSGI app of the ceiling bench), that constant uWSGI app, and a second daphne on :8081.
+"""
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import MySQLdb
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+RUN = ROOT / "var" / "run"
+LOG = ROOT / "var" / "log"
+WORK = ROOT / "var" / "bench"
+BENCH_DB = "myproject_bench"
+STACK_PORTS = (8088, 8000, 8001, 8080)
+NGINX = "http://127.0.0.1:8088"
+UWSGI = "http://127.0.0.1:8000"
+DAPHNE_PORTS = (8080, 8081)
+LOCK = Path("/tmp/myproject-stack.lock")
+ADMIN = ("benchadmin", "bench-Admin-secret-42")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    """Poll `condition` until true; raise after `timeout` seconds (every wait is bounded)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# --- /proc ----------------------------------------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    found = [pid]
+    for child in children(pid):
+        found += tree(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, plus those of its reaped children (cutime + cstime), so a
+    uWSGI worker recycled during a run still counts: its time moves to the master."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / CLK_TCK
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size: private pages plus a fair share of the shared ones."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (every core)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def pid_file(name: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((RUN / f"{name}.pid").read_text().strip())
+        return pid if alive(pid) else None
+    return None
+
+
+class CpuMeter:
+    """CPU seconds of named process groups over a run, the machine's too: a saturated client
+    or a neighbour eating the cores shows in the report instead of hiding in the numbers."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+        self.started = 0.0
+        self.busy = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        sample = {}
+        for name, roots in self.groups.items():
+            pids = {pid for root in roots for pid in tree(root)}
+            sample[name] = sum(cpu_seconds(pid) for pid in pids)
+        return sample
+
+    def __enter__(self) -> "CpuMeter":
+        self.before = self._sample()
+        self.busy = machine_busy()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self.started
+        after = self._sample()
+        self.used = {name: max(0.0, after[name] - self.before.get(name, 0.0)) for name in after}
+        self.machine = machine_busy() - self.busy
+
+    def report(self, client_cpu: float | None = None) -> dict[str, Any]:
+        """Cores used by each group (CPU seconds / wall seconds), the client's and the rest."""
+        cores = {name: round(used / self.wall, 3) for name, used in self.used.items()}
+        if client_cpu is not None:
+            cores["client"] = round(client_cpu / self.wall, 3)
+        known = sum(cores.values())
+        machine = self.machine / self.wall
+        return {
+            "wall_s": round(self.wall, 3),
+            "cores": cores,
+            "machine_cores": round(machine, 3),
+            "other_cores": round(max(0.0, machine - known), 3),
+        }
+
+
+def self_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free port: nobody else's keys, nobody else's load."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--maxclients", "20000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: answers(self.port), 10, f"redis-server on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def uwsgi_ini_default(option: str) -> str:
+    """`processes` or `threads` as uwsgi.ini sets them when the environment does not."""
+    for line in (ROOT / "uwsgi.ini").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == option and value.strip().isdigit():
+            return value.strip()
+    raise RuntimeError(f"no {option} in uwsgi.ini")
+
+
+def mysql() -> Any:
+    return MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="")
+
+
+def drop_database() -> None:
+    connection = mysql()
+    try:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+    finally:
+        connection.close()
+
+
+def stop_pid(pid: int | None, timeout: float = 20) -> None:
+    """SIGTERM one process we started, SIGKILL it if it lingers; never anything else."""
+    if pid is None or not alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(pid), 10, f"pid {pid} to die")
+
+
+@dataclass
+class BenchStack:
+    """The stack for one `make bench` run. Use as a context manager (see `running`)."""
+
+    layer: str
+    redis: PrivateRedis = field(default_factory=PrivateRedis)
+    env: dict[str, str] = field(default_factory=dict)
+    token: str = ""
+    category: str = ""
+    app_env: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "UWSGI_"))}
+        secret = (
+            (ROOT / "var" / "secret_key").read_text().strip()
+            if (ROOT / "var" / "secret_key").exists()
+            else "bench-only-secret-key-not-for-production-use-0123456789"
+        )
+        env.update(
+            DATABASE_URL=f"mysql://root@127.0.0.1:3306/{BENCH_DB}",
+            REDIS_URL=self.redis.url,
+            DJANGO_SECRET_KEY=secret,
+            DJANGO_DEBUG="off",
+            DJANGO_HTTPS="off",
+            DJANGO_NUM_PROXIES="1",
+            # Benchmarks measure the servers, not the limits (DESIGN.md: `off` for benchmarks).
+            DJANGO_THROTTLE_ANON="off",
+            DJANGO_THROTTLE_USER="off",
+            DJANGO_THROTTLE_LOGIN="off",
+            DJANGO_WS_CHECK_RATE="off",
+            DJANGO_WS_MAX_SOCKETS_PER_USER="100000",
+            DJANGO_CHANNEL_LAYER=self.layer,
+            DJANGO_LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+            PATH=f"{BIN}:{env.get('PATH', '')}",
+        )
+        env.pop("MYPROJECT_RUN_DIR", None)
+        return env
+
+    def script(self, *args: str, timeout: float = 180) -> None:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "stack.sh"), *args], cwd=ROOT, env=self.env,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"stack.sh {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / "services.sh")], check=True, capture_output=True)
+        self.env = self.base_env()
+        self.app_env = {}
+        self.script("stop")
+        busy = [port for port in (*STACK_PORTS, 8081) if answers(port)]
+        if busy:
+            raise RuntimeError(f"ports {busy} are in use by something other than the stack")
+        drop_database()
+        self.redis.start()
+        log(f"starting the stack (layer {self.layer}, redis :{self.redis.port}, db {BENCH_DB})")
+        self.script("start")
+        self.manage(
+            "createsuperuser", "--noinput", "--name", ADMIN[0], "--email", "bench@example.com",
+            extra_env={"DJANGO_SUPERUSER_PASSWORD": ADMIN[1]},
+        )  # fmt: skip
+        response = httpx.post(
+            f"{NGINX}/identity/token/",
+            json={"username": ADMIN[0], "password": ADMIN[1]},
+            timeout=30,
+        )
+        response.raise_for_status()
+        self.token = response.json()["token"]
+        created = httpx.post(
+            f"{NGINX}/catalog/categories/", headers=self.auth, timeout=30,
+            json={"name": "Bench", "slug": "bench", "description": "benchmark writes"},
+        )  # fmt: skip
+        created.raise_for_status()
+        self.category = created.json()["uuid"]
+
+    def close(self) -> None:
+        for name in list(self.extra):
+            self.stop_extra(name)
+        try:
+            self.script("stop")
+        finally:
+            self.redis.stop()
+            with contextlib.suppress(Exception):
+                drop_database()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+    def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        result = subprocess.run(
+            [str(BIN / "python"), "manage.py", *args], cwd=ROOT,
+            env={**self.env, **self.app_env, **(extra_env or {})},
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    # --- restarting the application servers with another configuration ---------------------
+
+    def restart_apps(self, layer: str | None = None, **uwsgi_env: str) -> None:
+        """uWSGI and daphne again, with another channel layer or uWSGI sizing; nginx stays.
+        Both are started the way stack.sh starts them, so `stack.sh stop` still finds them."""
+        env = {**self.env, "DJANGO_CHANNEL_LAYER": layer or self.layer, **uwsgi_env}
+        self.layer = env["DJANGO_CHANNEL_LAYER"]
+        self.app_env = {"DJANGO_CHANNEL_LAYER": self.layer, **uwsgi_env}
+        self.restart_uwsgi(env)
+        self.restart_daphne(env)
+
+    def resize_uwsgi(self, processes: int | None = None, threads: int | None = None) -> None:
+        """uWSGI again with UWSGI_PROCESSES x UWSGI_THREADS (None: uwsgi.ini's defaults)."""
+        sizing = {}
+        if processes is not None:
+            sizing = {"UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads or 1)}
+        kept = {k: v for k, v in self.app_env.items() if not k.startswith("UWSGI_")}
+        self.app_env = {**kept, **sizing}
+        self.restart_uwsgi({**self.env, **self.app_env})
+
+    def restart_uwsgi(self, env: dict[str, str]) -> None:
+        stop_pid(pid_file("uwsgi"), timeout=40)
+        wait_until(lambda: not answers(8000) and not answers(8001), 30, "uWSGI's ports to close")
+        with (LOG / "uwsgi.log").open("ab") as out:
+            subprocess.Popen(
+                [str(BIN / "uwsgi"), "--ini", str(ROOT / "uwsgi.ini")], cwd=ROOT, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_until(lambda: ready(f"{UWSGI}/readyz"), 60, "uWSGI to be ready")
+        wait_until(lambda: ready(f"{NGINX}/readyz"), 30, "nginx -> uWSGI to be ready")
+        self.warm()
+
+    def restart_daphne(self, env: dict[str, str]) -> None:
+        stop_pid(pid_file("daphne"))
+        wait_until(lambda: not answers(8080), 30, "daphne's port to close")
+        with (LOG / "daphne.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [str(ROOT / "deploy" / "daphne.sh"), "8080"], cwd=ROOT, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        (RUN / "daphne.pid").write_text(f"{proc.pid}\n")
+        wait_until(lambda: ready("http://127.0.0.1:8080/readyz"), 60, "daphne to be ready")
+
+    def warm(self) -> None:
+        """A few requests per worker (through nginx: uWSGI's HTTP port does not keep
+        connections alive) so that lazily loaded code is not timed."""
+        with httpx.Client(timeout=30) as client:
+            for _ in range(24):
+                client.get(f"{NGINX}/catalog/items/?page_size=50").raise_for_status()
+
+    # --- processes of the benchmarks' own ----------------------------------------------------
+
+    def start_extra(self, name: str, argv: list[str], port: int, env: dict | None = None) -> int:
+        with (LOG / f"bench-{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, env={**self.env, **self.app_env, **(env or {})},
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.extra[name] = proc
+        wait_until(lambda: answers(port) or proc.poll() is not None, 60, f"{name} on :{port}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited; see var/log/bench-{name}.log")
+        return proc.pid
+
+    def stop_extra(self, name: str) -> None:
+        proc = self.extra.pop(name, None)
+        if proc is not None:
+            stop_pid(proc.pid, timeout=30)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+    def daphne_app(self, name: str, port: int, app: str) -> int:
+        """daphne with deploy/daphne.sh's flags (copied here) but another application."""
+        argv = [
+            str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+            "--proxy-headers", "--proxy-headers-host", "X-Real-IP", "--http-timeout", "30",
+            "--websocket_timeout", "86400", "--websocket_connect_timeout", "10",
+            "--ping-interval", "20", "--ping-timeout", "30", "--application-close-timeout", "10",
+            "--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576",
+            "--access-log", "/dev/null", app,
+        ]  # fmt: skip
+        pid = self.start_extra(name, argv, port)
+        wait_until(lambda: ready(f"http://127.0.0.1:{port}/readyz"), 60, f"{name} :{port}")
+        return pid
+
+    def stop_daphne(self) -> None:
+        """Stop the stack's daphne (restart_apps starts it again)."""
+        stop_pid(pid_file("daphne"))
+        wait_until(lambda: not answers(8080), 30, "daphne's port to close")
+
+    def second_daphne(self) -> int:
+        """daphne on :8081 with the flags of deploy/daphne.sh, as a second core would run it."""
+        if "daphne8081" not in self.extra:
+            self.start_extra("daphne8081", [str(ROOT / "deploy" / "daphne.sh"), "8081"], 8081)
+            wait_until(lambda: ready("http://127.0.0.1:8081/readyz"), 60, "daphne :8081")
+        return self.extra["daphne8081"].pid
+
+    def constant_uwsgi(self, body: Path) -> int:
+        """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
+        if "constant" not in self.extra:
+            port = self.ports["constant"] = free_port()
+            http_port = free_port()
+            processes = self.app_env.get("UWSGI_PROCESSES", uwsgi_ini_default("processes"))
+            threads = self.app_env.get("UWSGI_THREADS", uwsgi_ini_default("threads"))
+            argv = [
+                str(BIN / "uwsgi"), "--strict", "--master", "--need-app", "--single-interpreter",
+                "--chdir", str(ROOT), "--module", "bench.constant_app:application",
+                "--processes", processes, "--threads", threads, "--lazy-apps",
+                "--enable-threads", "--die-on-term", "--buffer-size", "32768",
+                "--post-buffering", "65536", "--listen", "1024",
+                "--socket", f"127.0.0.1:{port}", "--http-socket", f"127.0.0.1:{http_port}",
+                "--log-format", '%(addr) [%(ltime)] "%(method) %(var.PATH_INFO) %(proto)" '
+                "%(status) %(rsize) %(msecs)ms pid=%(pid) worker=%(wid)",
+            ]  # fmt: skip
+            self.start_extra("constant", argv, http_port, {"BENCH_CONSTANT_JSON": str(body)})
+            self.ports["constant_http"] = http_port
+            wait_until(
+                lambda: ready(f"http://127.0.0.1:{http_port}/bench/constant/"), 60, "constant app"
+            )
+        return self.extra["constant"].pid
+
+    def bench_nginx(self) -> int:
+        """A second nginx, configured like nginx.conf, in front of daphne's HTTP, of the
+        constant app (when started before it) and of two daphne processes' WebSockets."""
+        if "nginx" not in self.extra:
+            self.ports["nginx_daphne"] = free_port()
+            self.ports["nginx_constant"] = free_port()
+            self.ports["nginx_ws"] = free_port()
+            prefix = WORK / "nginx"
+            for sub in ("logs", "tmp"):
+                (prefix / sub).mkdir(parents=True, exist_ok=True)
+            template = (Path(__file__).parent / "nginx-bench.conf").read_text()
+            conf = prefix / "nginx.conf"
+            conf.write_text(
+                template.replace("@DAPHNE_PORT@", str(self.ports["nginx_daphne"]))
+                .replace("@CONSTANT_PORT@", str(self.ports["nginx_constant"]))
+                .replace("@WS_PORT@", str(self.ports["nginx_ws"]))
+                .replace("@CONSTANT_UPSTREAM@", str(self.ports.get("constant", 9)))
+                .replace("@ROOT@", str(ROOT))
+            )
+            nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+            self.start_extra(
+                "nginx", [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", "logs/error.log"],
+                self.ports["nginx_daphne"],
+            )  # fmt: skip
+        return self.extra["nginx"].pid
+
+    # --- who is who, for the CPU meter --------------------------------------------------------
+
+    def groups(self, *names: str) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for name in ("nginx", "uwsgi", "daphne"):
+            pid = pid_file(name)
+            if pid:
+                found[name] = [pid]
+        for name, proc in self.extra.items():
+            if name.startswith("daphne"):
+                found["daphne"] = [*found.get("daphne", []), proc.pid]
+        if "nginx" in self.extra:
+            found["nginx"] = [*found.get("nginx", []), self.extra["nginx"].pid]
+        if "constant" in self.extra:
+            found["uwsgi-constant"] = [self.extra["constant"].pid]
+        if self.redis.proc:
+            found["redis"] = [self.redis.proc.pid]
+        mariadb = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True)
+        found["mariadb (shared)"] = [int(pid) for pid in mariadb.stdout.split()]
+        return {name: pids for name, pids in found.items() if not names or name in names}
+
+    def meter(self) -> CpuMeter:
+        return CpuMeter(self.groups())
+
+
+@contextlib.contextmanager
+def running(layer: str) -> Iterator[BenchStack]:
+    """The whole run holds the machine-wide stack lock: tests and benchmarks take turns."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as lock:
+        log(f"waiting for {LOCK}")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stack = BenchStack(layer=layer)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.close()
+    sys.stdout.flush()
