@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, RUN
+from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, RUN, login
 
 pytestmark = pytest.mark.stack
 
@@ -117,18 +117,6 @@ def search(page: Page, table: str, text: str) -> None:
 
 def row(page: Page, table: str, text: str) -> Locator:
     return page.locator(f"#{table} tbody tr", has_text=text)
-
-
-def login(name: str, password: str) -> str:
-    """A token for `name`, asked for from an address of this module's own: the login throttle
-    (10/min per address) would otherwise count these along with the rest of the suite's."""
-    transport = httpx.HTTPTransport(local_address="127.0.0.7")
-    with httpx.Client(transport=transport, timeout=30) as client:
-        response = client.post(
-            f"{NGINX}/identity/token/", json={"username": name, "password": password}
-        )
-    assert response.status_code == 200, response.text
-    return response.json()["token"]
 
 
 def api(stack, method: str, path: str, **kwargs: object) -> httpx.Response:
@@ -368,7 +356,7 @@ def test_a_revoked_session_goes_back_to_the_login_form(open_page, stack):
     body = {"name": name, "email": f"{name}@example.com", "password": PASSWORD}
     created = api(stack, "POST", "/identity/users/", json=body)
     assert created.status_code == 201, created.text
-    page = open_page(token=login(name, PASSWORD), name=name)
+    page = open_page(token=login(name, PASSWORD, address="127.0.0.7"), name=name)
     search(page, "users", name)
 
     # Not staff: no creating, and editing only itself.
