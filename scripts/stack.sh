@@ -2,16 +2,22 @@
 # The production shape on this machine, in the background (`make stack` / `make stack-stop`):
 #
 #   nginx :8088 (nginx.conf) -> uWSGI :8000 HTTP + :8001 uwsgi protocol (uwsgi.ini)
-#                            -> daphne :8080 (deploy/daphne.sh)
+#                            -> daphne :8080 and :8081 (deploy/daphne.sh), one per core
 #
 # against DATABASE_URL / REDIS_URL (default: the local MariaDB and Redis, which
 # scripts/services.sh brings up). Logs in var/log/, pids in var/run/.
 #
-#   scripts/stack.sh start           migrate, collectstatic, start all three, wait until ready
-#   scripts/stack.sh stop            stop all three; nothing of the stack is left running
+#   scripts/stack.sh start           migrate, collectstatic, start them all, wait until ready
+#   scripts/stack.sh stop            stop them all; nothing of the stack is left running
 #   scripts/stack.sh status          pids and readiness
 #   scripts/stack.sh reload-uwsgi    zero-downtime chain reload of the uWSGI workers
-#   scripts/stack.sh restart-daphne  stop and start daphne, wait until it is ready
+#   scripts/stack.sh restart-daphne [PORT]
+#                                    rolling restart: each daphne (or the one on PORT) stopped,
+#                                    started and ready before the next; its sockets get 4503
+#                                    and reconnect to the other
+#
+# Two daphne processes because daphne has one event loop on one core: on 2 cores two answer
+# 2.2x the `check` frames of one and halve fan-out latency (bench/results/summary.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,9 +25,10 @@ cd "$ROOT"
 BIN=$ROOT/${VENV:-.venv}/bin
 RUN=$ROOT/var/run
 LOG=$ROOT/var/log
-DAPHNE_PORT=8080
-PORTS=(8088 8000 8001 8080)
-READY_URLS=(http://127.0.0.1:8088/readyz http://127.0.0.1:8000/readyz http://127.0.0.1:8080/readyz)
+DAPHNE_PORTS=(8080 8081)  # nginx.conf's myproject_daphne upstream lists the same
+PORTS=(8088 8000 8001 "${DAPHNE_PORTS[@]}")
+READY_URLS=(http://127.0.0.1:8088/readyz http://127.0.0.1:8000/readyz)
+for port in "${DAPHNE_PORTS[@]}"; do READY_URLS+=("http://127.0.0.1:$port/readyz"); done
 START_TIMEOUT=${STACK_START_TIMEOUT:-60}
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
 
@@ -45,14 +52,21 @@ descendants() {  # descendants PID: every process below PID
   done
 }
 
+daphne_pattern() {  # daphne_pattern PORT: what only the stack's daphne on PORT runs
+  echo "/daphne -b 127.0.0.1 -p $1 "
+}
+
 # Every process of this stack, found by what only it runs (this repository's uwsgi.ini and
-# nginx.conf, daphne on the stack's port from this directory), plus whatever they spawned.
+# nginx.conf, daphne on the stack's ports from this directory), plus whatever they spawned.
 # Other uWSGI or daphne processes started from the same tree (tests, `make run`) don't match.
 stack_pids() {
-  local pid cwd roots=()
-  for pid in $(pgrep -f -- "--ini $ROOT/uwsgi.ini" || true) \
-             $(pgrep -f -- "-c $ROOT/nginx.conf" || true) \
-             $(pgrep -f -- "/daphne -b 127.0.0.1 -p $DAPHNE_PORT " || true); do
+  local pid cwd port roots=() found=()
+  found+=($(pgrep -f -- "--ini $ROOT/uwsgi.ini" || true))
+  found+=($(pgrep -f -- "-c $ROOT/nginx.conf" || true))
+  for port in "${DAPHNE_PORTS[@]}"; do
+    found+=($(pgrep -f -- "$(daphne_pattern "$port")" || true))
+  done
+  for pid in "${found[@]}"; do
     cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
     [[ $cwd == "$ROOT" ]] && roots+=("$pid")
   done
@@ -102,22 +116,24 @@ terminate() {
   done
 }
 
-stop_daphne() {
+stop_daphne() {  # stop_daphne PORT
   local pid
-  pid=$(pid_from daphne)
+  pid=$(pid_from "daphne-$1")
   [[ -z $pid ]] || terminate TERM "$pid"
-  for pid in $(pgrep -f -- "/daphne -b 127.0.0.1 -p $DAPHNE_PORT " || true); do
+  for pid in $(pgrep -f -- "$(daphne_pattern "$1")" || true); do
     [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$ROOT" ]] && terminate KILL "$pid"
   done
-  rm -f "$RUN/daphne.pid"
+  rm -f "$RUN/daphne-$1.pid"
 }
 
 stop() {
-  local pid pids
+  local pid pids port
   # Front to back: nginx stops taking requests first.
   pid=$(pid_from nginx)
   [[ -z $pid ]] || terminate TERM "$pid"
-  stop_daphne
+  for port in "${DAPHNE_PORTS[@]}"; do
+    stop_daphne "$port"
+  done
   pid=$(pid_from uwsgi)
   # uWSGI: SIGTERM (die-on-term) stops the master, which stops its workers.
   [[ -z $pid ]] || terminate TERM "$pid"
@@ -126,7 +142,7 @@ stop() {
     # shellcheck disable=SC2086
     terminate KILL $pids
   fi
-  rm -f "$RUN"/{nginx,uwsgi,daphne}.pid "$RUN"/uwsgi.{fifo,reload} "$RUN/stack.env"
+  rm -f "$RUN"/{nginx,uwsgi,daphne-*}.pid "$RUN"/uwsgi.{fifo,reload} "$RUN/stack.env"
   pids=$(stack_pids)
   [[ -z $pids ]] || die "processes left running: $pids"
   say "stopped"
@@ -162,7 +178,7 @@ wait_ready() {  # wait_ready SECONDS URL...
 
 show_logs() {
   local f
-  for f in "$LOG"/uwsgi.log "$LOG"/daphne.log "$LOG"/nginx.log "$LOG"/nginx-error.log; do
+  for f in "$LOG"/uwsgi.log "$LOG"/daphne-*.log "$LOG"/nginx.log "$LOG"/nginx-error.log; do
     [[ -s $f ]] || continue
     echo "----- tail of ${f#"$ROOT"/}" >&2
     tail -n 25 "$f" >&2
@@ -279,12 +295,12 @@ nginx_user_args() {
 
 # --- commands ----------------------------------------------------------------------------
 
-start_daphne() {
+start_daphne() {  # start_daphne PORT
   # One descriptor per WebSocket: lift a login shell's 1024 to what the systemd unit gives
   # (LimitNOFILE=65536), or at least to the hard limit (make bench holds 5k idle sockets).
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  setsid deploy/daphne.sh "$DAPHNE_PORT" </dev/null >>"$LOG/daphne.log" 2>&1 &
-  echo $! >"$RUN/daphne.pid"
+  setsid deploy/daphne.sh "$1" </dev/null >>"$LOG/daphne-$1.log" 2>&1 &
+  echo $! >"$RUN/daphne-$1.pid"
 }
 
 start() {
@@ -308,12 +324,14 @@ start() {
   "$BIN/python" manage.py collectstatic --noinput -v 0
   nginx_user_args
 
-  say "starting uWSGI :8000, daphne :$DAPHNE_PORT, nginx :8088"
+  say "starting uWSGI :8000, daphne :${DAPHNE_PORTS[*]}, nginx :8088"
   # setsid: the stack outlives the terminal or `make` that started it, and a Ctrl-C there.
   setsid "$BIN/uwsgi" --ini "$ROOT/uwsgi.ini" </dev/null >>"$LOG/uwsgi.log" 2>&1 &
   started=(uwsgi=$!)
-  start_daphne
-  started+=(daphne=$!)
+  for port in "${DAPHNE_PORTS[@]}"; do
+    start_daphne "$port"
+    started+=("daphne-$port=$!")
+  done
   setsid "$NGINX" -p "$ROOT/" -c "$ROOT/nginx.conf" -e var/log/nginx-error.log "${NGINX_ARGS[@]}" \
     </dev/null >>"$LOG/nginx.log" 2>&1 &
   started+=(nginx=$!)
@@ -337,7 +355,7 @@ start() {
 
 status() {
   local name pid rc=0
-  for name in nginx uwsgi daphne; do
+  for name in nginx uwsgi "${DAPHNE_PORTS[@]/#/daphne-}"; do
     pid=$(pid_from "$name")
     echo "$name: ${pid:-not running}"
     [[ -n $pid ]] || rc=1
@@ -354,16 +372,23 @@ reload_uwsgi() {
   say "uWSGI chain reload started (see var/log/uwsgi.log)"
 }
 
-restart_daphne() {
+restart_daphne() {  # restart_daphne [PORT]: one at a time, so one is always serving
+  local port ports=("${DAPHNE_PORTS[@]}")
+  if [[ -n ${1:-} ]]; then
+    [[ " ${DAPHNE_PORTS[*]} " == *" $1 "* ]] || die "no daphne of the stack on port $1"
+    ports=("$1")
+  fi
   mkdir -p "$LOG" "$RUN"
   load_environment
-  stop_daphne
-  start_daphne
-  if ! wait_ready "$START_TIMEOUT" "http://127.0.0.1:$DAPHNE_PORT/readyz"; then
-    show_logs
-    die "daphne not ready within ${START_TIMEOUT}s"
-  fi
-  say "daphne restarted (pid $(pid_from daphne))"
+  for port in "${ports[@]}"; do
+    stop_daphne "$port"
+    start_daphne "$port"
+    if ! wait_ready "$START_TIMEOUT" "http://127.0.0.1:$port/readyz"; then
+      show_logs
+      die "daphne :$port not ready within ${START_TIMEOUT}s"
+    fi
+    say "daphne :$port restarted (pid $(pid_from "daphne-$port"))"
+  done
 }
 
 case ${1:-} in
@@ -371,6 +396,6 @@ case ${1:-} in
   stop) stop ;;
   status) status ;;
   reload-uwsgi) reload_uwsgi ;;
-  restart-daphne) restart_daphne ;;
-  *) die "usage: $0 start|stop|status|reload-uwsgi|restart-daphne" ;;
+  restart-daphne) restart_daphne "${2:-}" ;;
+  *) die "usage: $0 start|stop|status|reload-uwsgi|restart-daphne [PORT]" ;;
 esac

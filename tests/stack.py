@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "var" / "run"
 LOG = ROOT / "var" / "log"
 STACK_DB = "myproject_stack_test"
-STACK_PORTS = (8088, 8000, 8001, 8080)
+DAPHNE_PORTS = (8080, 8081)
+STACK_PORTS = (8088, 8000, 8001, *DAPHNE_PORTS)
 NGINX = "http://127.0.0.1:8088"
 ADMIN_NAME = "stackadmin"
 ADMIN_PASSWORD = "stack-Admin-secret-42"
@@ -194,6 +195,11 @@ def pid_file(name: str) -> int:
     return int((RUN / f"{name}.pid").read_text().strip())
 
 
+def daphne_started() -> float:
+    """When the most recently (re)started daphne of the stack was started (its pid file)."""
+    return max((RUN / f"daphne-{port}.pid").stat().st_mtime for port in DAPHNE_PORTS)
+
+
 def alive(pid: int) -> bool:
     """Running and not a zombie (PID 1 may be slow to reap orphans)."""
     try:
@@ -232,7 +238,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
 
 @pytest.fixture(scope="session")
 def stack_ports() -> Iterator[None]:
-    """The stack's fixed ports (8088, 8000, 8001, 8080), held through a machine-wide lock
+    """The stack's fixed ports (8088, 8000, 8001, 8080, 8081), held through a machine-wide lock
     for the rest of the session: two test sessions (a developer's and CI's, say, or a
     benchmark run) take turns rather than stopping each other's servers."""
     with STACK_LOCK.open("w") as lock:

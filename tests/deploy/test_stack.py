@@ -1,7 +1,7 @@
 """
-The production shape through real processes: nginx :8088 in front of uWSGI :8000 and daphne
-:8080, started by `make stack` and driven only from outside. The tests run in file order;
-the last one stops the stack and checks that nothing is left behind.
+The production shape through real processes: nginx :8088 in front of uWSGI :8000 and two
+daphne processes (:8080, :8081), started by `make stack` and driven only from outside. The
+tests run in file order; the last one stops the stack and checks that nothing is left behind.
 """
 
 import datetime
@@ -21,6 +21,7 @@ import pytest
 
 from tests.stack import (
     ADMIN_NAME,
+    DAPHNE_PORTS,
     LOG,
     NGINX,
     ROOT,
@@ -38,7 +39,7 @@ from tests.stack import (
 pytestmark = pytest.mark.stack
 
 UWSGI = "http://127.0.0.1:8000"
-DAPHNE = "http://127.0.0.1:8080"
+DAPHNES = [f"http://127.0.0.1:{port}" for port in DAPHNE_PORTS]
 MiB = 1024 * 1024
 
 
@@ -81,7 +82,9 @@ def test_rest_through_nginx_reaches_uwsgi(stack):
     assert anonymous.headers["content-type"] == "application/json"
 
 
-@pytest.mark.parametrize("base", [NGINX, UWSGI, DAPHNE], ids=["nginx", "uwsgi", "daphne"])
+@pytest.mark.parametrize(
+    "base", [NGINX, UWSGI, *DAPHNES], ids=["nginx", "uwsgi", *(f"daphne-{p}" for p in DAPHNE_PORTS)]
+)
 def test_probes_answer_on_every_port(stack, base):
     assert httpx.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
     ready = httpx.get(f"{base}/readyz", timeout=10)
@@ -141,7 +144,10 @@ def test_no_query_string_reaches_any_log(stack):
     assert ws.status_code < 500  # daphne answered it
     assert httpx.get(f"{NGINX}/healthz", params={"token": secret}, timeout=10).status_code == 200
     assert httpx.get(f"{UWSGI}/healthz", params={"token": secret}, timeout=10).status_code == 200
-    assert httpx.get(f"{DAPHNE}/healthz", params={"token": secret}, timeout=10).status_code == 200
+    for daphne in DAPHNES:
+        assert (
+            httpx.get(f"{daphne}/healthz", params={"token": secret}, timeout=10).status_code == 200
+        )
 
     # The requests were logged (path only)...
     wait_for(
@@ -225,7 +231,7 @@ def test_websocket_locations_cap_connections_per_address_except_127_0_0_1(stack)
 def test_readyz_follows_redis(stack):
     stack.redis.stop()
     try:
-        for base in (NGINX, DAPHNE):
+        for base in (NGINX, *DAPHNES):
             down = httpx.get(f"{base}/readyz", timeout=10)
             assert down.status_code == 503, down.text
             checks = down.json()["checks"]
@@ -303,12 +309,39 @@ def test_a_killed_uwsgi_worker_is_respawned(stack):
         )
 
 
-def test_daphne_restart(stack):
-    before = pid_file("daphne")
-    os.kill(before, signal.SIGTERM)
-    wait_for(lambda: not alive(before), 20, "daphne did not stop on SIGTERM")
+def websocket_handshake() -> int:
+    """The status of a WebSocket handshake on /catalog/ws/ through nginx (101 when accepted)."""
+    with socket.create_connection(("127.0.0.1", 8088), timeout=10) as conn:
+        conn.sendall(
+            b"GET /catalog/ws/ HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        return int(conn.recv(4096).split(b" ", 2)[1])
 
-    # While daphne is down, nginx answers the WebSocket routes with a JSON 503 to retry...
+
+def test_with_one_daphne_down_the_other_takes_every_socket(stack):
+    first, second = (pid_file(f"daphne-{port}") for port in DAPHNE_PORTS)
+    os.kill(first, signal.SIGTERM)
+    wait_for(lambda: not alive(first), 20, "daphne did not stop on SIGTERM")
+
+    # nginx moves each handshake on to the live process: none fails.
+    assert [websocket_handshake() for _ in range(10)] == [101] * 10
+    assert alive(second)
+
+    stack.script("restart-daphne", str(DAPHNE_PORTS[0]))
+    assert pid_file(f"daphne-{DAPHNE_PORTS[0]}") != first
+    assert pid_file(f"daphne-{DAPHNE_PORTS[1]}") == second  # the other was left alone
+    assert httpx.get(f"{DAPHNES[0]}/readyz", timeout=10).status_code == 200
+
+
+def test_daphne_restart(stack):
+    before = [pid_file(f"daphne-{port}") for port in DAPHNE_PORTS]
+    for pid in before:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not any(map(alive, before)), 20, "daphne did not stop on SIGTERM")
+
+    # While no daphne is up, nginx answers the WebSocket routes with a JSON 503 to retry...
     secret = f"secret-{uuid.uuid4().hex}"
     down = httpx.get(f"{NGINX}/identity/ws/check/users/", params={"token": secret}, timeout=10)
     assert down.status_code == 503
@@ -321,11 +354,12 @@ def test_daphne_restart(stack):
     assert httpx.get(f"{NGINX}/identity/users/", headers=stack.auth, timeout=30).status_code == 200
 
     stack.script("restart-daphne")
-    after = pid_file("daphne")
-    assert after != before
-    assert alive(after)
-    assert httpx.get(f"{DAPHNE}/readyz", timeout=10).status_code == 200
-    assert httpx.get(f"{NGINX}/catalog/ws/", timeout=10).status_code < 500
+    after = [pid_file(f"daphne-{port}") for port in DAPHNE_PORTS]
+    assert set(after).isdisjoint(before)
+    assert all(map(alive, after))
+    for daphne in DAPHNES:
+        assert httpx.get(f"{daphne}/readyz", timeout=10).status_code == 200
+    assert websocket_handshake() == 101
 
 
 def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -408,11 +442,12 @@ def test_the_systemd_units_are_valid(tmp_path):
 
 
 def test_stack_stop_leaves_no_process(stack):
-    masters = {name: pid_file(name) for name in ("nginx", "uwsgi", "daphne")}
+    names = ["nginx", "uwsgi", *(f"daphne-{port}" for port in DAPHNE_PORTS)]
+    masters = {name: pid_file(name) for name in names}
     pids = set(masters.values())
     for pid in masters.values():
         pids.update(children(pid))
-    assert len(pids) >= 3 + 4 + 1  # masters, uWSGI's workers, nginx's worker(s)
+    assert len(pids) >= 4 + 4 + 1  # masters, uWSGI's workers, nginx's worker(s)
     assert all(alive(pid) for pid in pids)
 
     make("stack-stop", stack.env)
@@ -421,7 +456,7 @@ def test_stack_stop_leaves_no_process(stack):
     patterns = [
         f"--ini {ROOT}/uwsgi.ini",
         f"-c {ROOT}/nginx.conf",
-        "/daphne -b 127.0.0.1 -p 8080 ",
+        *(f"/daphne -b 127.0.0.1 -p {port} " for port in DAPHNE_PORTS),
     ]
     for pattern in patterns:
         found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)

@@ -120,8 +120,8 @@ def test_sixty_seconds_of_mixed_load_lose_no_event(stack):
     results: list = []
     stop = threading.Event()
     # Writers at a steady 5/s in all: each write fans out to 250 sockets, about 1,250 frames/s
-    # for one daphne process on 2 shared cores (bench/ measures where that tops out). Readers
-    # run flat out.
+    # for the stack's two daphne processes on 2 cores shared with everything else (bench/
+    # measures where fan-out tops out). Readers run flat out.
     workers = [(write_item, 0.5), (write_item, 0.5), (write_user, 1.0)]
     workers += [(reader(t), 0.0) for t in readers]
     threads = [threading.Thread(target=loop, args=(stop, w, results, p)) for w, p in workers]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.stack import LOG, NGINX
+from tests.stack import DAPHNE_PORTS, LOG, NGINX
 
 pytestmark = pytest.mark.stack
 
@@ -74,10 +74,10 @@ def still_open(socket: ClientConnection) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def daphne_log_offset(stack) -> int:
-    """Where daphne's log stood before these tests: only what they caused is inspected."""
-    path = LOG / "daphne.log"
-    return path.stat().st_size if path.exists() else 0
+def daphne_log_offsets(stack) -> dict[int, int]:
+    """Where each daphne's log stood before these tests: only what they caused is inspected."""
+    paths = {port: LOG / f"daphne-{port}.log" for port in DAPHNE_PORTS}
+    return {port: path.stat().st_size if path.exists() else 0 for port, path in paths.items()}
 
 
 def test_check_channel_answers_every_frame(stack):
@@ -115,10 +115,13 @@ def test_invalid_utf8_closes_with_1007_and_the_process_serves_on(stack):
         still_open(socket)
 
 
-def test_nothing_was_logged_as_an_unhandled_exception(stack, daphne_log_offset):
-    assert httpx.get("http://127.0.0.1:8080/readyz", timeout=10).status_code == 200
-    with (LOG / "daphne.log").open(errors="replace") as file:
-        file.seek(daphne_log_offset)
-        log = file.read()
+def test_nothing_was_logged_as_an_unhandled_exception(stack, daphne_log_offsets):
+    for port in DAPHNE_PORTS:
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    log = ""
+    for port, offset in daphne_log_offsets.items():
+        with (LOG / f"daphne-{port}.log").open(errors="replace") as file:
+            file.seek(offset)
+            log += file.read()
     for marker in ("Traceback", "Exception inside application", "ERROR"):
         assert marker not in log, log[log.find(marker) - 2000 : log.find(marker) + 2000]

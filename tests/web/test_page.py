@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, RUN, login
+from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, daphne_started, login
 
 pytestmark = pytest.mark.stack
 
@@ -288,8 +288,7 @@ def test_the_page_reconnects_after_a_daphne_restart(open_page, stack, category):
     conn = page.locator("#conn")
     # A daphne stopped within about a second of accepting a socket was seen to exit without
     # closing its sockets (tests/deploy/test_stack_ws.py): let the page's sockets settle.
-    started = (RUN / "daphne.pid").stat().st_mtime
-    time.sleep(max(2.0, started + 3 - time.time()))
+    time.sleep(max(2.0, daphne_started() + 3 - time.time()))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         restart = pool.submit(stack.script, "restart-daphne")
