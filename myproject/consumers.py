@@ -129,7 +129,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         )
 
     async def forward_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["frame"])
+        await self.send(text_data=message["text"])
 
     async def revoke_session(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_REVOKED)

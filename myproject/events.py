@@ -12,6 +12,7 @@ reaches every socket in group `catalog` as `{"type": "item.created", "data": {..
 """
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -64,8 +66,12 @@ def chat(payload: Any, sender: str | None) -> dict[str, Any]:
 
 
 def publish_on_commit(group: str, type_: str, data: dict[str, Any]) -> None:
-    """Publish `{"type": type_, "data": data}` to `group` after the current transaction commits."""
-    message = {"type": FORWARD, "frame": {"type": type_, "data": data}}
+    """Publish `{"type": type_, "data": data}` to `group` after the current transaction commits.
+
+    The frame travels encoded: every socket of the group sends the same text, so it is
+    encoded once here rather than once per socket in daphne."""
+    text = json.dumps({"type": type_, "data": data}, cls=DjangoJSONEncoder)
+    message = {"type": FORWARD, "text": text}
     transaction.on_commit(lambda: send([(group, message)]), robust=True)
 
 

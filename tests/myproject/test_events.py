@@ -326,7 +326,7 @@ def test_publish_reports_failure_instead_of_raising(settings):
         }
     }
     started = time.monotonic()
-    assert events.send([("catalog", {"type": events.FORWARD, "frame": {}})]) is False
+    assert events.send([("catalog", {"type": events.FORWARD, "text": "{}"})]) is False
     assert time.monotonic() - started < 1.5
     ItemFactory()  # and the database is untouched by it
     assert json.dumps(events.chat({"a": 1}, None))
