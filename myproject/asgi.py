@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 django_asgi_app = get_asgi_application()  # before importing anything that touches models
@@ -19,6 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
+from myproject.db import close_after_asgi_request  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -40,6 +43,7 @@ def _close_protocol_violations_with_a_code() -> None:
 
 
 _close_protocol_violations_with_a_code()
+request_finished.connect(close_after_asgi_request, sender=ASGIHandler)
 
 application = ProtocolTypeRouter(
     {

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from channels import db as channels_db
+from django.db import connections
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,3 +60,15 @@ def close_old_connections(func: F) -> F:
             _close()
 
     return wrapper  # type: ignore[return-value]
+
+
+def close_after_asgi_request(**kwargs: Any) -> None:
+    """Close the request thread's connections at the end of every HTTP request served over
+    ASGI (daphne: probes, `make run`, the benchmarks' REST-through-daphne).
+
+    Django's ASGI handler runs each request's sync code in a thread of its own, so a
+    persistent connection (`CONN_MAX_AGE`) is never reused: it stays open until the garbage
+    collector reaches the dead thread's connection object. Under load that exhausted MariaDB's
+    `max_connections` (make bench). WebSocket consumers are unaffected: they share one thread
+    and keep their connection."""
+    connections.close_all()
