@@ -163,7 +163,7 @@ if REDIS_URL:
     elif CHANNEL_LAYER == "core":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "BACKEND": "myproject.layers.RedisCoreChannelLayer",
                 "CONFIG": {
                     "hosts": REDIS_HOSTS,
                     # The default (100) silently drops group messages in a burst of events.

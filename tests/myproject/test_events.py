@@ -215,7 +215,7 @@ def layer(backend: str, **config: object) -> dict:
     """The Redis channel layer of the given kind, on the suite's Redis."""
     from django.conf import settings
 
-    classes = {"core": "channels_redis.core.RedisChannelLayer",
+    classes = {"core": "myproject.layers.RedisCoreChannelLayer",
                "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer"}  # fmt: skip
     hosts = settings.REDIS_HOSTS
     return {"default": {"BACKEND": classes[backend], "CONFIG": {"hosts": hosts, **config}}}
