@@ -115,11 +115,10 @@ def details(found: dict[str, dict[str, Any]]) -> str:
                     f"{s['p99_ms']['median']:.1f} ({s['p99_ms']['min']:.0f}-"
                     f"{s['p99_ms']['max']:.0f}) | {s['delivered']:.2%}{extra} |"
                 )
-        out += ["", "`-2daphne`: two daphne processes behind an nginx upstream. `-fastpath`: "
-                "bench/asgi_fastpath.py, a proposed change to the consumers, not the shipped "
-                "code. Burst latency counts from each write's sending, so a layer whose writes "
-                "finish faster queues more events in daphne; the drain time is the comparable "
-                "figure.", ""]  # fmt: skip
+        out += ["", "`core` and `pubsub` run the stack's two daphne processes behind nginx's "
+                "upstream; `pubsub-1daphne` stops the second. Burst latency counts from each "
+                "write's sending, so a layer whose writes finish faster queues more events in "
+                "daphne; the drain time is the comparable figure.", ""]  # fmt: skip
     if "sockets" in found:
         s = found["sockets"]
         out += ["### sockets", "", "KiB/socket: (PSS - the fresh process's PSS) / sockets, on "

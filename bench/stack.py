@@ -5,7 +5,7 @@ throttles off, under the machine-wide lock that test sessions take too (the port
 
 Besides the stack itself the benchmarks need a few processes of their own, all on loopback and
 all stopped by `BenchStack.close()`: a second nginx (HTTP to daphne, and to the constant
-uWSGI app of the ceiling bench), that constant uWSGI app, and a second daphne on :8081.
+uWSGI app of the ceiling bench) and that constant uWSGI app.
 """
 
 import contextlib
@@ -31,10 +31,10 @@ RUN = ROOT / "var" / "run"
 LOG = ROOT / "var" / "log"
 WORK = ROOT / "var" / "bench"
 BENCH_DB = "myproject_bench"
-STACK_PORTS = (8088, 8000, 8001, 8080)
+DAPHNE_PORTS = (8080, 8081)  # scripts/stack.sh's
+STACK_PORTS = (8088, 8000, 8001, *DAPHNE_PORTS)
 NGINX = "http://127.0.0.1:8088"
 UWSGI = "http://127.0.0.1:8000"
-DAPHNE_PORTS = (8080, 8081)
 LOCK = Path("/tmp/myproject-stack.lock")
 ADMIN = ("benchadmin", "bench-Admin-secret-42")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -306,7 +306,7 @@ class BenchStack:
         self.env = self.base_env()
         self.app_env = {}
         self.script("stop")
-        busy = [port for port in (*STACK_PORTS, 8081) if answers(port)]
+        busy = [port for port in STACK_PORTS if answers(port)]
         if busy:
             raise RuntimeError(f"ports {busy} are in use by something other than the stack")
         drop_database()
@@ -357,14 +357,18 @@ class BenchStack:
 
     # --- restarting the application servers with another configuration ---------------------
 
-    def restart_apps(self, layer: str | None = None, **uwsgi_env: str) -> None:
-        """uWSGI and daphne again, with another channel layer or uWSGI sizing; nginx stays.
-        Both are started the way stack.sh starts them, so `stack.sh stop` still finds them."""
+    def restart_apps(
+        self, layer: str | None = None, daphnes: int = len(DAPHNE_PORTS), **uwsgi_env: str
+    ) -> None:
+        """uWSGI and daphne again, with another channel layer, number of daphne processes (the
+        first `daphnes` of the stack's; nginx's upstream skips the stopped ones) or uWSGI
+        sizing; nginx stays. They are started the way stack.sh starts them, so that
+        `stack.sh stop` still finds them."""
         env = {**self.env, "DJANGO_CHANNEL_LAYER": layer or self.layer, **uwsgi_env}
         self.layer = env["DJANGO_CHANNEL_LAYER"]
         self.app_env = {"DJANGO_CHANNEL_LAYER": self.layer, **uwsgi_env}
         self.restart_uwsgi(env)
-        self.restart_daphne(env)
+        self.restart_daphne(env, DAPHNE_PORTS[:daphnes])
 
     def resize_uwsgi(self, processes: int | None = None, threads: int | None = None) -> None:
         """uWSGI again with UWSGI_PROCESSES x UWSGI_THREADS (None: uwsgi.ini's defaults)."""
@@ -388,17 +392,21 @@ class BenchStack:
         wait_until(lambda: ready(f"{NGINX}/readyz"), 30, "nginx -> uWSGI to be ready")
         self.warm()
 
-    def restart_daphne(self, env: dict[str, str]) -> None:
-        stop_pid(pid_file("daphne"))
-        wait_until(lambda: not answers(8080), 30, "daphne's port to close")
-        with (LOG / "daphne.log").open("ab") as out:
-            proc = subprocess.Popen(
-                [str(ROOT / "deploy" / "daphne.sh"), "8080"], cwd=ROOT, env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        (RUN / "daphne.pid").write_text(f"{proc.pid}\n")
-        wait_until(lambda: ready("http://127.0.0.1:8080/readyz"), 60, "daphne to be ready")
+    def restart_daphne(self, env: dict[str, str], ports: tuple[int, ...]) -> None:
+        for port in DAPHNE_PORTS:
+            stop_pid(pid_file(f"daphne-{port}"))
+            wait_until(lambda port=port: not answers(port), 30, f"daphne :{port} to close")
+        for port in ports:
+            with (LOG / f"daphne-{port}.log").open("ab") as out:
+                proc = subprocess.Popen(
+                    [str(ROOT / "deploy" / "daphne.sh"), str(port)], cwd=ROOT, env=env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+            (RUN / f"daphne-{port}.pid").write_text(f"{proc.pid}\n")
+        for port in ports:
+            url = f"http://127.0.0.1:{port}/readyz"
+            wait_until(lambda url=url: ready(url), 60, f"daphne :{port} to be ready")
 
     def warm(self) -> None:
         """A few requests per worker (through nginx: uWSGI's HTTP port does not keep
@@ -429,32 +437,6 @@ class BenchStack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
 
-    def daphne_app(self, name: str, port: int, app: str) -> int:
-        """daphne with deploy/daphne.sh's flags (copied here) but another application."""
-        argv = [
-            str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-            "--proxy-headers", "--proxy-headers-host", "X-Real-IP", "--http-timeout", "30",
-            "--websocket_timeout", "86400", "--websocket_connect_timeout", "10",
-            "--ping-interval", "20", "--ping-timeout", "30", "--application-close-timeout", "10",
-            "--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576",
-            "--access-log", "/dev/null", app,
-        ]  # fmt: skip
-        pid = self.start_extra(name, argv, port)
-        wait_until(lambda: ready(f"http://127.0.0.1:{port}/readyz"), 60, f"{name} :{port}")
-        return pid
-
-    def stop_daphne(self) -> None:
-        """Stop the stack's daphne (restart_apps starts it again)."""
-        stop_pid(pid_file("daphne"))
-        wait_until(lambda: not answers(8080), 30, "daphne's port to close")
-
-    def second_daphne(self) -> int:
-        """daphne on :8081 with the flags of deploy/daphne.sh, as a second core would run it."""
-        if "daphne8081" not in self.extra:
-            self.start_extra("daphne8081", [str(ROOT / "deploy" / "daphne.sh"), "8081"], 8081)
-            wait_until(lambda: ready("http://127.0.0.1:8081/readyz"), 60, "daphne :8081")
-        return self.extra["daphne8081"].pid
-
     def constant_uwsgi(self, body: Path) -> int:
         """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
         if "constant" not in self.extra:
@@ -480,12 +462,12 @@ class BenchStack:
         return self.extra["constant"].pid
 
     def bench_nginx(self) -> int:
-        """A second nginx, configured like nginx.conf, in front of daphne's HTTP, of the
-        constant app (when started before it) and of two daphne processes' WebSockets."""
+        """A second nginx, configured like nginx.conf, in front of daphne's HTTP (one process,
+        and both) and of the constant app (when started before it)."""
         if "nginx" not in self.extra:
             self.ports["nginx_daphne"] = free_port()
+            self.ports["nginx_daphnes"] = free_port()
             self.ports["nginx_constant"] = free_port()
-            self.ports["nginx_ws"] = free_port()
             prefix = WORK / "nginx"
             for sub in ("logs", "tmp"):
                 (prefix / sub).mkdir(parents=True, exist_ok=True)
@@ -493,8 +475,8 @@ class BenchStack:
             conf = prefix / "nginx.conf"
             conf.write_text(
                 template.replace("@DAPHNE_PORT@", str(self.ports["nginx_daphne"]))
+                .replace("@DAPHNES_PORT@", str(self.ports["nginx_daphnes"]))
                 .replace("@CONSTANT_PORT@", str(self.ports["nginx_constant"]))
-                .replace("@WS_PORT@", str(self.ports["nginx_ws"]))
                 .replace("@CONSTANT_UPSTREAM@", str(self.ports.get("constant", 9)))
                 .replace("@ROOT@", str(ROOT))
             )
@@ -509,13 +491,12 @@ class BenchStack:
 
     def groups(self, *names: str) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
-        for name in ("nginx", "uwsgi", "daphne"):
+        for name in ("nginx", "uwsgi"):
             pid = pid_file(name)
             if pid:
                 found[name] = [pid]
-        for name, proc in self.extra.items():
-            if name.startswith("daphne"):
-                found["daphne"] = [*found.get("daphne", []), proc.pid]
+        daphnes = [pid_file(f"daphne-{port}") for port in DAPHNE_PORTS]
+        found["daphne"] = [pid for pid in daphnes if pid]
         if "nginx" in self.extra:
             found["nginx"] = [*found.get("nginx", []), self.extra["nginx"].pid]
         if "constant" in self.extra:

@@ -157,21 +157,13 @@ async def burst_round(
 
 
 def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
-    """One write -> N sockets on /catalog/ws/ for each channel layer through the stack's
-    nginx and one daphne, and for pub/sub with two daphne processes behind an nginx upstream
-    (the benchmarks' nginx, proxying as nginx.conf does). Variants alternate round by round;
-    uWSGI and daphne are restarted with the variant's layer."""
+    """One write -> N sockets on /catalog/ws/ through the stack's nginx, for each channel
+    layer with the stack's two daphne processes, and for pub/sub with one. Variants alternate
+    round by round; uWSGI and daphne are restarted with the variant's layer."""
     sizes = [100, 500] if quick else [100, 500, 1000]
     writes = 5 if quick else 10
     burst_writes = 200 if quick else 500
-    stack.bench_nginx()
-    # The last variant runs bench/asgi_fastpath.py: a proposed change, not the shipped code.
-    variants = {
-        "core": ("core", 1),
-        "pubsub": ("pubsub", 1),
-        "pubsub-2daphne": ("pubsub", 2),
-        "pubsub-2daphne-fastpath": ("pubsub", -2),
-    }
+    variants = {"core": ("core", 2), "pubsub": ("pubsub", 2), "pubsub-1daphne": ("pubsub", 1)}
     layers = list(variants)
     start_layer = stack.layer
     runs: dict[str, dict[str, list]] = {
@@ -181,16 +173,8 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
         for rep in range(reps):
             for layer in layers if rep % 2 == 0 else layers[::-1]:
                 backend, processes = variants[layer]
-                stack.restart_apps(layer=backend)
+                stack.restart_apps(layer=backend, daphnes=processes)
                 port = 8088
-                if processes == 2:
-                    stack.second_daphne()
-                    port = stack.ports["nginx_ws"]
-                elif processes == -2:
-                    stack.stop_daphne()
-                    for p in (8080, 8081):
-                        stack.daphne_app(f"daphne{p}fast", p, "bench.asgi_fastpath:application")
-                    port = stack.ports["nginx_ws"]
                 for n in sizes:
                     run = asyncio.run(fanout_round(stack, port, n, writes, f"{layer}{rep}"))
                     runs[layer][str(n)].append(run)
@@ -202,11 +186,7 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
                 log(f"  round {rep + 1}/{reps} {layer} burst {burst_writes} writes x 100 "
                     f"sockets: delivered {run['delivered']:.2%}, p99 {run['p99_ms']} ms, "
                     f"drained in {run['drained_s']} s")  # fmt: skip
-                for name in ("daphne8081", "daphne8080fast", "daphne8081fast"):
-                    stack.stop_extra(name)
     finally:
-        for name in ("daphne8081", "daphne8080fast", "daphne8081fast"):
-            stack.stop_extra(name)
         stack.restart_apps(layer=start_layer)
     summary: dict[str, Any] = {}
     for layer in layers:
@@ -228,8 +208,8 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
         every = all(s[key]["delivered"] == 1.0 for key in s)
         return every and s[top]["p99_ms"]["median"] <= 100
 
-    shipped = [layer for layer in layers if "fastpath" not in layer]
-    winner = min(shipped, key=lambda layer: summary[layer][top]["p99_ms"]["median"])
+    two = [layer for layer in layers if variants[layer][1] == 2]
+    winner = min(two, key=lambda layer: summary[layer][top]["p99_ms"]["median"])
     line = "; ".join(
         f"{layer}: p99 {summary[layer][top]['p99_ms']['median']:.0f} ms at N={top}, "
         f"delivered {min(v['delivered'] for v in summary[layer].values()):.2%}"
@@ -238,11 +218,11 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
     return {
         "name": "fanout",
         "title": f"Fan-out: one write -> N = {', '.join(map(str, sizes))} sockets on "
-        "/catalog/ws/, core vs pub/sub layer (one daphne), pub/sub with two; burst of "
+        "/catalog/ws/, core vs pub/sub layer (two daphne), pub/sub with one; burst of "
         f"{burst_writes} writes to 100 sockets",
         "target": "100% delivered; p99 <= 100 ms at N = 1000",
         "measured": line,
-        "pass": ok(winner),
+        "pass": ok(start_layer),  # the shipped layer, with the stack's two daphne
         "pass_by_layer": {layer: ok(layer) for layer in layers},
         "faster_layer": winner,
         "summary": summary,
@@ -254,7 +234,7 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
 
 
 async def _idle_cycles(levels: list[int], cycles: int) -> dict[str, Any]:
-    pid = pid_file("daphne")
+    pid = pid_file("daphne-8080")
     assert pid, "daphne is not running"
     warm = await wsclient.connect(8080, "/catalog/ws/", count=20)
     await wsclient.close_all(warm)
@@ -409,21 +389,17 @@ async def check_round(
 def checks(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
     """`check` frames (item sku: a uniqueness query each) answered per second by one daphne
     process and by two (8080 and 8081 hit directly), 16 sockets x 4 frames in flight."""
-    stack.second_daphne()
     variants = {"one": [8080], "two": [8080, 8081]}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
-    try:
-        asyncio.run(check_round(stack, [8080, 8081], 8, 1.0))  # warm both
-        for rep in range(reps):
-            for name, ports in variants.items():
-                run = asyncio.run(check_round(stack, ports, 16 // len(ports), duration))
-                runs[name].append(run)
-                log(f"  round {rep + 1}/{reps} {name} daphne: {run['checks_per_s']:.0f} checks/s,"
-                    f" daphne {run['cpu']['cores'].get('daphne', 0):.2f} cores, client "
-                    f"{run['cpu']['cores']['client']:.2f}, mariadb "
-                    f"{run['cpu']['cores'].get('mariadb (shared)', 0):.2f}")  # fmt: skip
-    finally:
-        stack.stop_extra("daphne8081")
+    asyncio.run(check_round(stack, [8080, 8081], 8, 1.0))  # warm both
+    for rep in range(reps):
+        for name, ports in variants.items():
+            run = asyncio.run(check_round(stack, ports, 16 // len(ports), duration))
+            runs[name].append(run)
+            log(f"  round {rep + 1}/{reps} {name} daphne: {run['checks_per_s']:.0f} checks/s,"
+                f" daphne {run['cpu']['cores'].get('daphne', 0):.2f} cores, client "
+                f"{run['cpu']['cores']['client']:.2f}, mariadb "
+                f"{run['cpu']['cores'].get('mariadb (shared)', 0):.2f}")  # fmt: skip
     rate = {name: [run["checks_per_s"] for run in value] for name, value in runs.items()}
     scaling = spread([b / a for a, b in zip(rate["one"], rate["two"], strict=True)])
     errors = sum(run["errors"] for value in runs.values() for run in value)
