@@ -30,7 +30,7 @@ test: install  ## the whole suite against MariaDB and Redis
 	scripts/browser-deps.sh
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080 in the background (var/log, var/run)
+stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080, :8081 in the background (var/log, var/run)
 	scripts/stack.sh start
 
 stack-stop: install  ## stop what `make stack` started; nothing is left running
