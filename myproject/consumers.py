@@ -26,6 +26,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from myproject import events
 
@@ -100,7 +101,13 @@ class EventConsumer(AsyncWebsocketConsumer):
             groups.append(events.user_group(self.user.pk))
         self.groups = groups  # Channels discards these on disconnect
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+            except RedisConnectionError:
+                # The pub/sub layer finds a connection broken by a Redis restart only when it
+                # next uses it, if no socket of this process was listening meanwhile; the failed
+                # call dropped it, so the second one connects afresh (and subscribes again).
+                await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:

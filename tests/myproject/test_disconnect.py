@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from myproject import consumers
 from tests.factories import token_for
@@ -75,3 +76,22 @@ async def test_a_socket_gives_its_place_back_when_leaving_its_groups_fails(user,
         await socket.disconnect()
     again = await open_socket(path, key)  # refused if the count still held the first
     await again.disconnect()
+
+
+async def test_a_connection_broken_while_nobody_listened_is_replaced_at_the_next_handshake():
+    """After a Redis restart, a daphne with no socket open meanwhile still holds the dead
+    pub/sub connection; the first `group_add` on it fails (seen as an HTTP 500 handshake
+    through nginx). The consumer tries once more, on a fresh connection."""
+    layer = get_channel_layer()
+    join = layer.group_add
+    failures = [RedisConnectionError("Error UNKNOWN while writing to socket. Connection lost.")]
+
+    async def broken_once(group: str, channel: str) -> None:
+        if failures:
+            raise failures.pop()
+        await join(group, channel)
+
+    with mock.patch.object(layer, "group_add", broken_once):
+        socket = await open_socket(STREAM)
+    assert failures == []
+    await socket.disconnect()
