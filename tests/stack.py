@@ -12,7 +12,6 @@ import fcntl
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import free_port
+from tests.live import PrivateRedis, answers, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "var" / "run"
@@ -52,51 +51,6 @@ def login(name: str, password: str, address: str = "127.0.0.9") -> str:
         )
     assert response.status_code == 200, response.text
     return response.json()["token"]
-
-
-def answers(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class PrivateRedis:
-    """A throwaway redis-server on a fixed port, stoppable and restartable on that port."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if not binary:
-            pytest.fail("redis-server is not installed (`make test` installs it)")
-        self.binary = binary
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 class PrivateMariaDB:
