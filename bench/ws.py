@@ -53,6 +53,17 @@ class Inbox:
             latencies.append((stamp - sent[sku]) * 1000)
         return latencies, seen, duplicates
 
+    def summary(self, sent: dict[str, float], expected: int) -> tuple[list[float], dict]:
+        """The latencies, and the delivered fraction, duplicates and p50/p99/max (ms)."""
+        latencies, seen, duplicates = self.deliveries(sent)
+        return latencies, {
+            "delivered": round(len(seen) / expected, 5),
+            "duplicates": duplicates,
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(max(latencies, default=float("nan")), 2),
+        }
+
 
 def _item(sku: str, category: str) -> dict[str, Any]:
     return {"sku": sku, "name": "fan-out", "price": "1.00", "stock": 1, "category": category}
@@ -93,16 +104,12 @@ async def fanout_round(
         await asyncio.sleep(0.2)
     cpu = self_cpu() - cpu
     await wsclient.close_all(conns)
-    latencies, seen, duplicates = inbox.deliveries(sent)
+    latencies, delivery = inbox.summary(sent, sockets * writes)
     return {
         "sockets": sockets,
         "writes": writes,
         "connect_s": round(connect_s, 2),
-        "delivered": round(len(seen) / (sockets * writes), 5),
-        "duplicates": duplicates,
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
-        "max_ms": round(max(latencies, default=float("nan")), 2),
+        **delivery,
         "write_p50_ms": round(statistics.median(write_ms), 2),
         "latency_cdf_ms": [round(percentile(latencies, q), 2) for q in range(1, 100)],
         "cpu": meter.report(client_cpu=cpu),
@@ -141,17 +148,13 @@ async def burst_round(
         await asyncio.sleep(0.5)
     cpu = self_cpu() - cpu
     await wsclient.close_all(conns)
-    latencies, seen, duplicates = inbox.deliveries(sent)
+    _, delivery = inbox.summary(sent, sockets * writes)
     return {
         "sockets": sockets,
         "writes": writes,
         "writes_per_s": round(writes / writes_s, 1),
         "drained_s": round(drained_s, 2),
-        "delivered": round(len(seen) / (sockets * writes), 5),
-        "duplicates": duplicates,
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
-        "max_ms": round(max(latencies, default=float("nan")), 2),
+        **delivery,
         "cpu": meter.report(client_cpu=cpu),
     }
 
