@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -66,8 +67,11 @@ def setup_django(stack: BenchStack) -> None:
 
 def machine() -> dict[str, Any]:
     def version(argv: list[str]) -> str:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return (result.stdout + result.stderr).strip().splitlines()[0] if result else ""
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            return "not found"
+        return (result.stdout + result.stderr).strip().splitlines()[0]
 
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -80,9 +84,9 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
-        "nginx": version(["nginx", "-v"]),
+        "nginx": version([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
         "uwsgi": version([str(BIN / "uwsgi"), "--version"]),
-        "mariadb": version(["mariadbd", "--version"]),
+        "mariadb": version([shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--version"]),
         "wrk": version(["wrk", "--version"]),
         "commit": commit,
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
@@ -133,12 +137,12 @@ def main() -> int:
         "quick": args.quick,
         "default_layer": layer,
         "nofile": files,
-        "machine": machine(),
     }
     log(f"benchmarks: {', '.join(selected)} (default layer {layer}, nofile {files})")
     failed = []
     started = time.monotonic()
     with running(layer) as stack:
+        meta["machine"] = machine()  # once the stack has installed what it runs (nginx)
         setup_django(stack)
         if "import" not in selected:
             data.load_dataset(stack)
