@@ -4,10 +4,13 @@ and `check` frames per second with one daphne process and with two.
 """
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -53,6 +56,16 @@ class Inbox:
             latencies.append((stamp - sent[sku]) * 1000)
         return latencies, seen, duplicates
 
+    def slowest(self, sent: dict[str, float]) -> list[float]:
+        """Per write, in order, the latency (ms) of its last delivery: which writes make the
+        tail."""
+        last: dict[str, float] = {}
+        for stamp, _, payload in self.frames:
+            sku = json.loads(payload).get("data", {}).get("sku")
+            if sku in sent:
+                last[sku] = max(last.get(sku, 0.0), (stamp - sent[sku]) * 1000)
+        return [round(last.get(sku, float("nan")), 1) for sku in sent]
+
     def summary(self, sent: dict[str, float], expected: int) -> tuple[list[float], dict]:
         """The latencies, and the delivered fraction, duplicates and p50/p99/max (ms)."""
         latencies, seen, duplicates = self.deliveries(sent)
@@ -63,6 +76,19 @@ class Inbox:
             "p99_ms": round(percentile(latencies, 99), 2),
             "max_ms": round(max(latencies, default=float("nan")), 2),
         }
+
+
+@contextlib.contextmanager
+def client_gc_paused() -> Iterator[None]:
+    """No garbage collection in this (client) process while it timestamps arrivals: a full
+    collection of its heap (Django is loaded here too, and every frame is kept) stalls the
+    event loop for tens of milliseconds, which would be booked as delivery latency."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _item(sku: str, category: str) -> dict[str, Any]:
@@ -89,7 +115,7 @@ async def fanout_round(
     sent: dict[str, float] = {}
     write_ms = []
     cpu = self_cpu()
-    with stack.meter() as meter:
+    with client_gc_paused(), stack.meter() as meter:
         async with httpx.AsyncClient(base_url=NGINX, headers=stack.auth, timeout=30) as client:
             for w in range(writes):
                 sku = f"FAN-{tag}-{sockets}-{w}"
@@ -111,6 +137,8 @@ async def fanout_round(
         "connect_s": round(connect_s, 2),
         **delivery,
         "write_p50_ms": round(statistics.median(write_ms), 2),
+        "write_ms": [round(value, 1) for value in write_ms],
+        "last_delivery_ms": inbox.slowest(sent),
         "latency_cdf_ms": [round(percentile(latencies, q), 2) for q in range(1, 100)],
         "cpu": meter.report(client_cpu=cpu),
     }
@@ -127,7 +155,7 @@ async def burst_round(
     sent: dict[str, float] = {}
     counter = itertools.count()
     cpu = self_cpu()
-    with stack.meter() as meter:
+    with client_gc_paused(), stack.meter() as meter:
         started = time.perf_counter()
         async with httpx.AsyncClient(
             base_url=NGINX, headers=stack.auth, timeout=30,
@@ -183,7 +211,8 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
                     runs[layer][str(n)].append(run)
                     log(f"  round {rep + 1}/{reps} {layer} N={n}: p50 {run['p50_ms']} ms, "
                         f"p99 {run['p99_ms']} ms, delivered {run['delivered']:.2%}, write "
-                        f"{run['write_p50_ms']} ms")  # fmt: skip
+                        f"{run['write_p50_ms']} ms; per write, POST {run['write_ms']} ms, last "
+                    f"delivery {run['last_delivery_ms']} ms")  # fmt: skip
                 run = asyncio.run(burst_round(stack, port, 100, burst_writes, f"{layer}{rep}"))
                 runs[layer]["burst"].append(run)
                 log(f"  round {rep + 1}/{reps} {layer} burst {burst_writes} writes x 100 "
