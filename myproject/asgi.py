@@ -8,7 +8,7 @@ authentication (`?token=` or the session cookie), then the routes of `myproject.
 
 import os
 import sys
-from typing import Any
+from pathlib import Path
 
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
@@ -21,28 +21,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
+from myproject import daphne_process  # noqa: E402
 from myproject.db import close_after_asgi_request  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
 
-
-def _close_protocol_violations_with_a_code() -> None:
-    """daphne's WebSocket library (autobahn) answers a protocol violation (a frame over
-    daphne's 1 MiB limit, invalid UTF-8 in a text frame) by dropping the TCP connection, so
-    the client sees no close code. Have it send the close frame (1009, 1007, 1002) instead."""
-    if "daphne.ws_protocol" not in sys.modules:
-        return  # not served by daphne
-    from daphne.ws_protocol import WebSocketFactory
-
-    init = WebSocketFactory.__init__
-
-    def __init__(self: WebSocketFactory, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self.setProtocolOptions(failByDrop=False)
-
-    WebSocketFactory.__init__ = __init__
-
-
-_close_protocol_violations_with_a_code()
 request_finished.connect(close_after_asgi_request, sender=ASGIHandler)
 
 application = ProtocolTypeRouter(
@@ -53,3 +35,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+if Path(sys.argv[0]).name == "daphne":
+    # Served by the daphne command, not imported by a test or a tool. (Any Django process
+    # imports daphne's server module: `daphne` is an installed app.)
+    daphne_process.tune()  # last: once the application is loaded

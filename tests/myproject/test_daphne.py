@@ -2,7 +2,7 @@
 Frame limits in a real daphne process: the application's limit (64 KiB) sits well below
 daphne's own (1 MiB), so an oversized frame gets an `error` frame and the socket stays open.
 Protocol violations daphne itself catches (over 1 MiB, invalid UTF-8) close the socket with a
-close code, not a dropped connection (myproject/asgi.py), and the process serves on.
+close code, not a dropped connection (myproject/daphne_process.py), and the process serves on.
 """
 
 import asyncio
