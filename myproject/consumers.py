@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from myproject import events
+from myproject import daphne_process, events
 
 # Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
 MAX_DEPTH = 32
@@ -67,6 +67,9 @@ class EventConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": CLOSE_RESTART})
             raise
+        finally:
+            # Channels has left the channel layer too (its unsubscribe is awaited above).
+            daphne_process.socket_closed()
 
     # These handlers touch no database, so they skip the hop Channels makes to the ORM's one
     # sync thread (close_old_connections) before every handler: an event fanned out to N

@@ -1,13 +1,14 @@
 """
 What myproject/daphne_process.py changes, in a real daphne process, and only there: the
-startup heap frozen out of garbage collection, full collections a tenth as often, and Twisted
-writes sent at once when nothing is queued (make bench: fan-out), with a slow reader still
-getting every frame, in order.
+startup heap frozen out of garbage collection, full collections a tenth as often but soon
+after a wave of closed sockets, and Twisted writes sent at once when nothing is queued
+(make bench: fan-out), with a slow reader still getting every frame, in order.
 """
 
 import asyncio
 import gc
 import json
+import weakref
 
 import httpx
 import pytest
@@ -67,3 +68,42 @@ def test_a_slow_reader_gets_every_frame_in_order():
         received = async_to_sync(_burst_to_a_slow_reader)(url)
     assert [message.split(":")[0] for message in received] == [str(n) for n in range(MESSAGES)]
     assert all(message.endswith(FILLER) for message in received)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def _close_sockets(count: int) -> bool:
+    """Whether a garbage cycle is collected after `count` closes (automatic GC off)."""
+    garbage = _Cycle()
+    collected = weakref.ref(garbage)
+    del garbage
+    for _ in range(count):
+        daphne_process.socket_closed()
+    await asyncio.sleep(0.1)
+    return collected() is None
+
+
+@pytest.fixture
+def collector_off():
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_a_wave_of_closed_sockets_is_collected_soon_after(monkeypatch, collector_off):
+    monkeypatch.setattr(daphne_process, "_closes", 0)  # as tune() leaves it
+    monkeypatch.setattr(daphne_process, "COLLECT_AFTER_CLOSES", 3)
+    monkeypatch.setattr(daphne_process, "COLLECT_DELAY", 0.01)
+    assert not async_to_sync(_close_sockets)(2)
+    assert async_to_sync(_close_sockets)(1)  # the third close
+    assert daphne_process._closes == 0  # counting starts again
+
+
+def test_closed_sockets_trigger_nothing_outside_daphne(monkeypatch, collector_off):
+    monkeypatch.setattr(daphne_process, "COLLECT_AFTER_CLOSES", 1)
+    monkeypatch.setattr(daphne_process, "COLLECT_DELAY", 0.01)
+    assert daphne_process._closes is None
+    assert not async_to_sync(_close_sockets)(5)
