@@ -212,7 +212,7 @@ def fanout(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
                     log(f"  round {rep + 1}/{reps} {layer} N={n}: p50 {run['p50_ms']} ms, "
                         f"p99 {run['p99_ms']} ms, delivered {run['delivered']:.2%}, write "
                         f"{run['write_p50_ms']} ms; per write, POST {run['write_ms']} ms, last "
-                    f"delivery {run['last_delivery_ms']} ms")  # fmt: skip
+                        f"delivery {run['last_delivery_ms']} ms")  # fmt: skip
                 run = asyncio.run(burst_round(stack, port, 100, burst_writes, f"{layer}{rep}"))
                 runs[layer]["burst"].append(run)
                 log(f"  round {rep + 1}/{reps} {layer} burst {burst_writes} writes x 100 "
