@@ -73,7 +73,9 @@ def _write_at_once() -> None:
     queued, as asyncio's own transports do; what the socket does not take right away (a slow
     reader, a lost peer) goes through Twisted's queue as before, behind nothing, so order and
     error handling are Twisted's. make bench, fan-out to 1,000 sockets: ~15% less CPU per
-    frame, and the median socket hears an event about twice as soon."""
+    frame, and the median socket hears an event about twice as soon. It reads Twisted's
+    private buffer attributes: Twisted is pinned (constraints.txt), and the tests of this
+    module and every WebSocket test through a real daphne fail on an upgrade that moves them."""
     from twisted.internet.abstract import FileDescriptor
 
     queued_write = FileDescriptor.write
