@@ -29,6 +29,28 @@ def answers(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def listening(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+    """Wait until `proc` accepts connections on `port`; False if it exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM a process this session started; SIGKILL it if it outlives `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class PrivateRedis:
     """A throwaway redis-server on a free port, stoppable and restartable on that port: nobody
     else's keys, nobody else's load (the stack tests and `make bench` both use it)."""
@@ -52,20 +74,11 @@ class PrivateRedis:
              "--appendonly", "no", "--daemonize", "no", "--maxclients", "20000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        if not listening(self.proc, self.port, 10):
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -111,11 +124,7 @@ def serve(
         wait_ready(f"{base}/healthz")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         if log:
             output.close()
 

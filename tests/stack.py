@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import PrivateRedis, answers, free_port
+from tests.live import PrivateRedis, answers, free_port, listening, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "var" / "run"
@@ -87,20 +87,11 @@ class PrivateMariaDB:
         self.proc = subprocess.Popen(
             self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 30
-        while not answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mariadbd did not start on port {self.port}: see {self.dir}/error.log")
-            time.sleep(0.05)
+        if not listening(self.proc, self.port, 30):
+            pytest.fail(f"mariadbd did not start on port {self.port}: see {self.dir}/error.log")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=30)
         self.proc = None
 
     def remove(self) -> None:
