@@ -4,9 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-# The suite's own services: MariaDB (pytest-django creates test_<name>) and a Redis database.
-TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/myproject} \
-	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+# The suite's own services: MariaDB (pytest-django creates test_<name>) and a Redis database,
+# both named after this checkout, so that two checkouts' suites on one machine (a developer's
+# and CI's) never share a test database.
+CHECKOUT_ID := $(shell printf %s "$(CURDIR)" | cksum | cut -d' ' -f1)
+TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/myproject_$(CHECKOUT_ID)} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/$(shell echo $$(( $(CHECKOUT_ID) % 8 + 8 )))} \
 	DJANGO_SECRET_KEY=test-only DJANGO_HTTPS=off DJANGO_DEBUG=off
 
 .PHONY: install run test lint format stack stack-stop bench

@@ -12,12 +12,13 @@ import httpx
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
 
 from identity.models import User
 from myproject.db import close_old_connections
 from tests.factories import UserFactory, token_for
 from tests.live import daphne, server_env
+from tests.ws import greeted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,11 +92,13 @@ async def _stale_then_handshake(base: str, first: str, second: str) -> dict:
     connection; then another socket's handshake looks up its token (middleware, no handler)."""
     ws = base.replace("http", "ws") + "/identity/ws/check/room/?token="
     async with websockets.connect(ws + first, origin="http://localhost") as socket:
+        await greeted(socket)
         await socket.send(json.dumps({"type": "check", "id": 1, "resource": "user",
                                       "field": "email", "value": "x@example.com"}))  # fmt: skip
         assert json.loads(await asyncio.wait_for(socket.recv(), 5))["ok"] is True
         await asyncio.sleep(4)
         async with websockets.connect(ws + second, origin="http://localhost") as other:
+            await greeted(other)
             await other.send(json.dumps({"message": "hello"}))
             return json.loads(await asyncio.wait_for(other.recv(), 5))
 
@@ -110,6 +113,9 @@ def short_wait_timeout():
     yield
     with connection.cursor() as cursor:
         cursor.execute("SET GLOBAL wait_timeout = %s", [saved])
+    # Sessions opened meanwhile (this thread's, the ORM thread's) keep the 2 s: drop them, so
+    # the next test does not meet "server has gone away" after a pause.
+    connections.close_all()
 
 
 @pytest.mark.parametrize(
