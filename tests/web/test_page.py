@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect, sync_playwright
 
 from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, daphne_started, login
 
@@ -64,7 +64,12 @@ def open_page(browser, stack) -> Iterator[OpenPage]:
     Fails the test on any uncaught script error or Content-Security-Policy violation."""
     contexts, problems = [], []
 
-    def open_(signed_in: bool = True, token: str | None = None, name: str = ADMIN_NAME) -> Page:
+    def open_(
+        signed_in: bool = True,
+        token: str | None = None,
+        name: str = ADMIN_NAME,
+        prepare: Callable[[Page], None] | None = None,
+    ) -> Page:
         context = browser.new_context(base_url=NGINX, viewport={"width": 1400, "height": 900})
         contexts.append(context)
         if signed_in:
@@ -76,6 +81,8 @@ def open_page(browser, stack) -> Iterator[OpenPage]:
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
         page.on("console", lambda message: csp_violation(message.text, problems))
+        if prepare is not None:
+            prepare(page)
         page.goto("/")
         if signed_in:
             expect_live(page)
@@ -309,6 +316,52 @@ def test_the_page_reconnects_after_a_daphne_restart(open_page, stack, category):
     expect(form.locator("#item-sku-error")).to_contain_text("already exists", timeout=TIMEOUT)
     form.get_by_role("button", name="Cancel").click()
     expect(form).to_be_hidden()
+
+
+def test_the_page_resumes_where_it_left_off_and_reads_nothing_again(open_page, stack, category):
+    """While the page's catalog socket is away, an item on screen changes: on reconnecting the
+    page resumes from its position, the server replays the change, and the row shows it
+    without the page reading the list again."""
+    sku = unique("resume")
+    item = create_item(stack, category, sku, name="Before")
+    hold, held, routes, servers = [False], [], [], []
+
+    def route(socket: WebSocketRoute) -> None:
+        routes.append(socket)
+        if hold[0]:
+            held.append(socket)
+        else:
+            servers.append(socket.connect_to_server())
+
+    page = open_page(prepare=lambda page: page.route_web_socket(re.compile(r"/catalog/ws/"), route))
+    search(page, "items", sku)
+    expect(row(page, "items", sku)).to_contain_text("Before", timeout=TIMEOUT)
+    reads = []
+    page.on("request", lambda request: "/catalog/items/" in request.url and reads.append(request))
+
+    hold[0] = True
+    servers[-1].close()
+    routes[-1].close(code=4503, reason="restarting")  # as a daphne restart does
+    expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting", timeout=TIMEOUT)
+    changed = api(stack, "PATCH", f"/catalog/items/{item['uuid']}/", json={"name": "After"})
+    assert changed.status_code == 200, changed.text
+    wait_until(page, lambda: bool(held))
+    assert "since=" in held[0].url, "the page reconnected without its position"
+    hold[0] = False
+    held[0].connect_to_server()
+
+    expect_live(page)
+    expect(row(page, "items", sku)).to_contain_text("After", timeout=TIMEOUT)
+    assert [r.url for r in reads if r.method == "GET"] == [], "the page read the list again"
+
+
+def wait_until(page: Page, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Wait, letting Playwright handle the page's events meanwhile (a plain sleep would not)."""
+    waited = 0
+    while not condition():
+        assert waited < timeout, "timed out"
+        page.wait_for_timeout(50)
+        waited += 50
 
 
 def test_a_stale_edit_is_refused_with_a_clear_message(open_page, stack, category):

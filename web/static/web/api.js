@@ -81,5 +81,10 @@ export async function request(method, path, { body, ifMatch } = {}) {
     data = { detail: text.slice(0, 200) };
   }
   if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
-  return { data, etag: response.headers.get("ETag") };
+  return {
+    data,
+    etag: response.headers.get("ETag"),
+    // The topic's position read before the query: a socket resuming from it misses nothing.
+    position: response.headers.get("X-Stream-Position"),
+  };
 }

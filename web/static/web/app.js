@@ -1,7 +1,8 @@
 // The web client. After logging in it shows two live tables, users and items, with
 // create/edit forms, kept current by two sockets:
-//   /identity/ws/check/users/?token=…  user.* events, and the forms' live field checks
+//   /identity/ws/check/users/?ticket=… user.* events, and the forms' live field checks
 //   /catalog/ws/                       item.* and category.* events
+// Both resume after a reconnection from the last position seen (live.js).
 // A change made anywhere (another browser, the REST API, the admin, import_catalog) shows up
 // here without a reload.
 import { request, withQuery } from "./api.js";
@@ -23,13 +24,21 @@ const categories = new Map(); // uuid -> name, for the items table and the item 
 
 // --- sockets -----------------------------------------------------------------------------
 
+// A one-use ticket per handshake: the token itself never appears in a URL (where proxies and
+// load balancers log it).
+async function ticketUrl(path, since) {
+  const { data } = await request("POST", "/identity/ws-ticket/");
+  return socketUrl(withQuery(path, { ticket: data.ticket, since }));
+}
+
 const usersSocket = new LiveSocket(
-  () => socketUrl(`/identity/ws/check/users/?token=${encodeURIComponent(session.token)}`),
+  "users",
+  (since) => ticketUrl("/identity/ws/check/users/", since),
   {
     frame: (frame) =>
       frame.type === "check.result" ? checker.receive(frame) : changed(frame, users, userForm),
-    // Events sent while we were away are lost: read the page again.
-    open: (isReconnect) => isReconnect && users.refetchSoon(),
+    // The server could not replay what was sent while we were away: read the page again.
+    lost: () => users.refetchSoon(),
     revoked: () => endSession("Your session was ended (password changed or account disabled)."),
     refused: verifySession,
     state: (state) => {
@@ -39,17 +48,21 @@ const usersSocket = new LiveSocket(
   },
 );
 
-const catalogSocket = new LiveSocket(() => socketUrl("/catalog/ws/"), {
-  frame: (frame) =>
-    String(frame.type).startsWith("category.") ? loadCategories() : changed(frame, items, itemForm),
-  open: (isReconnect) => {
-    if (isReconnect) {
+const catalogSocket = new LiveSocket(
+  "catalog",
+  (since) => socketUrl(withQuery("/catalog/ws/", { since })),
+  {
+    frame: (frame) =>
+      String(frame.type).startsWith("category.")
+        ? loadCategories()
+        : changed(frame, items, itemForm),
+    lost: () => {
       loadCategories();
       items.refetchSoon();
-    }
+    },
+    state: showConnection,
   },
-  state: showConnection,
-});
+);
 
 const checker = new Checker(usersSocket);
 
@@ -157,9 +170,13 @@ $("items").querySelector("[data-create]").addEventListener("click", (event) => {
   itemForm.openCreate(event.currentTarget);
 });
 
+// Returns the position the categories were read at.
 async function loadCategories() {
   try {
-    const { data } = await request("GET", withQuery("/catalog/categories/", { page_size: 1000 }));
+    const { data, position } = await request(
+      "GET",
+      withQuery("/catalog/categories/", { page_size: 1000 }),
+    );
     categories.clear();
     for (const category of data.results) categories.set(category.uuid, category.name);
     itemForm.setOptions(
@@ -167,8 +184,10 @@ async function loadCategories() {
       data.results.map((category) => ({ value: category.uuid, label: category.name })),
     );
     items.redraw();
+    return position;
   } catch (error) {
     failed(error);
+    return null;
   }
 }
 
@@ -214,9 +233,20 @@ async function enter() {
   $("who").hidden = false;
   $("who-name").textContent = session.name;
   for (const button of document.querySelectorAll(".staff-only")) button.hidden = !me?.is_staff;
-  usersSocket.start();
-  catalogSocket.start();
-  await Promise.all([loadCategories(), users.load(), items.load()]);
+  // Read first, then listen from the positions the reads were made at: nothing in between is
+  // missed (each read reports its topic's position, taken before its query).
+  const [categoriesAt] = await Promise.all([loadCategories(), users.load(), items.load()]);
+  usersSocket.start(users.position);
+  catalogSocket.start(earlier(categoriesAt, items.position));
+}
+
+// The earlier of two positions of one topic ("<epoch>:<seq>"); null if they cannot be compared.
+function earlier(a, b) {
+  if (!a || !b) return null;
+  const [epochA, seqA] = a.split(":");
+  const [epochB, seqB] = b.split(":");
+  if (epochA !== epochB) return null;
+  return Number(seqA) <= Number(seqB) ? a : b;
 }
 
 // There is no "who am I" endpoint: find the user by the name the token was issued for.

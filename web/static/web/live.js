@@ -1,7 +1,10 @@
-// A WebSocket that stays connected. When the server goes away (a restart closes sockets with
-// 4503, a crash or network loss shows as 1006) it reconnects with exponential backoff, capped,
-// with jitter so that a thousand pages do not all come back in the same millisecond.
-// 4401 means the session was revoked: reconnecting could only fail, so it stops.
+// A WebSocket that stays connected, and misses nothing. When the server goes away (a restart
+// closes sockets with 4503, a crash or network loss shows as 1006) it reconnects with
+// exponential backoff, capped, with jitter so that a thousand pages do not all come back in the
+// same millisecond, and resumes from the last position it saw (`?since=<epoch>:<seq>`): the
+// server sends what was missed, or says in its `hello` that it cannot (`recovered: false`),
+// and only then is the page read again (`lost`). 4401 means the session was revoked:
+// reconnecting could only fail, so it stops.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
@@ -12,11 +15,14 @@ export const CLOSE_NORMAL = 1000;
 export const CLOSE_REVOKED = 4401;
 
 export class LiveSocket {
-  // `url()` is called for each attempt (the token may have changed); handlers:
-  // frame(frame), open(isReconnect), revoked(), refused(), state(state).
-  constructor(url, handlers) {
+  // `url(since)` is awaited for each attempt (it may fetch a one-use ticket); when it throws,
+  // the attempt fails as a refused handshake would. `topic` is the socket's own topic, whose
+  // position it keeps. Handlers: frame(frame), lost(), revoked(), refused(), state(state).
+  constructor(topic, url, handlers) {
+    this.topic = topic;
     this.url = url;
     this.handlers = handlers;
+    this.position = null; // "<epoch>:<seq>" of the last frame seen of `topic`
     this.state = "offline";
     this.attempt = 0;
     this.socket = null;
@@ -33,7 +39,12 @@ export class LiveSocket {
     };
   }
 
-  start() {
+  // `since`: the position the page's data was read at (REST's X-Stream-Position), if known.
+  start(since = null) {
+    this.position = since;
+    // Without a position (the server could not report one) nothing proves that no frame came
+    // between the page's read and the first hello: read again once connected.
+    this.unanchored = since === null;
     this.stopped = false;
     this.attempt = 0;
     this.everOpened = false;
@@ -62,18 +73,26 @@ export class LiveSocket {
     return true;
   }
 
-  connect() {
+  async connect() {
     this.timer = null;
     this.setState(this.everOpened || this.attempt ? "reconnecting" : "connecting");
-    const socket = new WebSocket(this.url());
+    let url;
+    try {
+      url = await this.url(this.position);
+    } catch {
+      if (this.stopped) return;
+      this.handlers.refused?.();
+      this.schedule();
+      return;
+    }
+    if (this.stopped) return;
+    const socket = new WebSocket(url);
     this.socket = socket;
     let openedAt = 0;
     socket.addEventListener("open", () => {
       openedAt = Date.now();
-      const isReconnect = this.everOpened;
       this.everOpened = true;
       this.setState("live");
-      this.handlers.open?.(isReconnect);
     });
     socket.addEventListener("message", (message) => {
       let frame;
@@ -82,9 +101,22 @@ export class LiveSocket {
       } catch {
         return; // the server only sends JSON; anything else is not ours to act on
       }
-      this.handlers.frame?.(frame);
+      this.received(frame);
     });
     socket.addEventListener("close", (event) => this.closed(socket, event, openedAt));
+  }
+
+  received(frame) {
+    if (frame.topic === this.topic && typeof frame.seq === "number") {
+      this.position = `${frame.epoch}:${frame.seq}`;
+    }
+    if (frame.type === "hello") {
+      // false: frames were lost (too long away, or the server's history was reset).
+      if (frame.recovered === false || this.unanchored) this.handlers.lost?.();
+      this.unanchored = false;
+      return;
+    }
+    this.handlers.frame?.(frame);
   }
 
   closed(socket, event, openedAt) {

@@ -1,6 +1,6 @@
 // The signed-in session: the API token and the name it was issued for. Kept in
 // sessionStorage, so it lasts as long as the tab and never leaves the browser except in the
-// Authorization header and the check channel's ?token= (browsers cannot set WebSocket headers).
+// Authorization header (sockets open with one-use tickets instead: see app.js).
 const KEY = "myproject.session";
 
 function read() {

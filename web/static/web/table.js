@@ -29,6 +29,7 @@ export class PagedTable {
     this.rows = new Map(); // uuid -> the row's data, for the page on screen
     this.fresh = new Set(); // uuids to highlight when they next appear
     this.sequence = 0; // only the newest response may render
+    this.position = null; // the X-Stream-Position of the page on screen
     this.refetchTimer = null;
     this.searchTimer = null;
     this.bind();
@@ -65,8 +66,11 @@ export class PagedTable {
     });
     this.section.setAttribute("aria-busy", "true");
     try {
-      const { data } = await request("GET", url);
-      if (sequence === this.sequence) this.render(data);
+      const { data, position } = await request("GET", url);
+      if (sequence === this.sequence) {
+        this.position = position;
+        this.render(data);
+      }
     } catch (error) {
       if (sequence !== this.sequence) return;
       // The page emptied under us (rows deleted elsewhere): show the first page instead.
