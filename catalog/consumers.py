@@ -5,13 +5,13 @@ committed catalog write arrives as `{"type": "item.updated", "data": {...}}` and
 
 from typing import Any
 
-from myproject import events
-from myproject.consumers import EventConsumer, FrameError
+from myproject.realtime import topics
+from myproject.realtime.consumers import EventConsumer, FrameError
 
 
 class CatalogConsumer(EventConsumer):
-    async def authorize(self) -> list[str] | None:
-        return [events.CATALOG_GROUP]
+    async def authorize(self) -> str | None:
+        return topics.CATALOG
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         raise FrameError("read_only", "The catalog stream is read-only.")

@@ -1,5 +1,8 @@
 """Item filters: by category, availability, price range and stock."""
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import django_filters
 from django.db.models import QuerySet
 
@@ -19,3 +22,8 @@ class ItemFilter(django_filters.FilterSet):
 
     def filter_in_stock(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         return queryset.filter(stock__gt=0) if value else queryset.filter(stock=0)
+
+    # The same tests on a row's representation, for live queries (myproject.realtime.queries).
+    live_tests: ClassVar[dict[str, Callable[[dict[str, Any], Any], bool]]] = {
+        "in_stock": lambda row, value: (row["stock"] > 0) == value,
+    }

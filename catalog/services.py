@@ -1,4 +1,4 @@
-"""Writes on the catalog, each publishing its event to group `catalog` on commit."""
+"""Writes on the catalog, each publishing its event to topic `catalog` on commit."""
 
 from django.db import transaction
 from django.db.models import F
@@ -6,21 +6,21 @@ from django.utils import timezone
 
 from catalog.models import Category, Item
 from catalog.serializers import CategorySerializer, ItemSerializer
-from myproject import events
+from myproject.realtime import topics
 from myproject.services import ModelService
 
 
 class CategoryService(ModelService[Category]):
     model = Category
     resource = "category"
-    group = events.CATALOG_GROUP
+    topic = topics.CATALOG
     serializer_class = CategorySerializer
 
 
 class ItemService(ModelService[Item]):
     model = Item
     resource = "item"
-    group = events.CATALOG_GROUP
+    topic = topics.CATALOG
     serializer_class = ItemSerializer
 
     @transaction.atomic
@@ -29,12 +29,12 @@ class ItemService(ModelService[Item]):
         would go below zero. The row is locked first: a bare `UPDATE ... WHERE stock >= n`
         was seen to match no row under contention on MariaDB (READ COMMITTED), refusing
         sales that had stock."""
-        current = Item.objects.select_for_update().only("stock").get(pk=item.pk)
+        current = Item.objects.select_for_update().get(pk=item.pk)
         if current.stock + delta < 0:
             raise InsufficientStock
         Item.objects.filter(pk=item.pk).update(stock=F("stock") + delta, updated_at=timezone.now())
         item.refresh_from_db()
-        self._publish("updated", self.represent(item))
+        self._publish("updated", [(self.represent(current), self.represent(item))])
         return item
 
 

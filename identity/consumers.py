@@ -9,7 +9,9 @@ The check channel, `/identity/ws/check/<group_name>/`, for signed-in users.
                                              "field": "email", "ok": false, "errors": [...]}
 
 A check runs the validation the REST create runs on that field, uniqueness included. Sockets on
-group `users` also receive every user change event.
+group `users` (or `catalog`) also receive every user (catalog) change event; those two groups
+are for server events, and a `message` to them is refused (`read_only`). A user's `message`
+frames, over all of its sockets, are limited to `DJANGO_WS_MESSAGE_RATE`.
 """
 
 from typing import Any
@@ -20,9 +22,11 @@ from rest_framework import serializers
 
 from catalog.serializers import CategorySerializer, ItemSerializer
 from identity.serializers import UserSerializer
-from myproject import events
-from myproject.consumers import EventConsumer, FrameError, RateLimit
 from myproject.db import close_old_connections
+from myproject.realtime import limits, topics
+from myproject.realtime.broker import broker
+from myproject.realtime.consumers import EventConsumer, FrameError
+from myproject.realtime.publish import message
 
 CHECKED: dict[str, type[serializers.Serializer]] = {
     "user": UserSerializer,
@@ -33,26 +37,32 @@ CHECK_KEYS = ("id", "resource", "field", "value")
 
 
 class CheckConsumer(EventConsumer):
-    async def authorize(self) -> list[str] | None:
+    async def authorize(self) -> str | None:
         group = self.scope["url_route"]["kwargs"]["group_name"]
-        if not (self.user and self.user.is_authenticated) or not events.is_public_group(group):
+        if not (self.user and self.user.is_authenticated) or not topics.is_public(group):
             return None
-        self.group = group
-        self.check_rate = RateLimit(settings.WS_CHECK_RATE)
-        return [group]
+        self.check_rate = limits.RateLimit(settings.WS_CHECK_RATE)
+        return group
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type", "message" if "message" in frame else None)
         if kind == "message":
-            if "message" not in frame:
-                raise FrameError("missing_keys", 'A message frame needs "message".')
-            await self.channel_layer.group_send(
-                self.group, events.chat(frame["message"], str(self.user.pk))
-            )
+            await self.message(frame)
         elif kind == "check":
             await self.check(frame)
         else:
             raise FrameError("unknown_type", 'The "type" must be "message" or "check".')
+
+    async def message(self, frame: dict[str, Any]) -> None:
+        if "message" not in frame:
+            raise FrameError("missing_keys", 'A message frame needs "message".')
+        if self.topic in topics.EVENT_TOPICS:
+            raise FrameError("read_only", f"{self.topic} carries server events only.")
+        if not await limits.message_allowed(self.user.pk):
+            raise FrameError(
+                "rate_limited", f"At most {settings.WS_MESSAGE_RATE} messages per user."
+            )
+        await broker().apublish(self.topic, message(frame["message"], str(self.user.pk)))
 
     async def check(self, frame: dict[str, Any]) -> None:
         missing = [key for key in CHECK_KEYS if key not in frame]

@@ -1,6 +1,13 @@
 """
-WebSocket authentication: `?token=<key>` (browsers cannot set headers on a WebSocket), else
-the session cookie. A token, when given, decides: a bad one is not rescued by a cookie.
+WebSocket authentication. A handshake names its user with one of:
+
+- `?ticket=<ticket>`: a one-use ticket from `POST /identity/ws-ticket/` (identity.tickets), what
+  browsers use, so that no long-lived token appears in a URL;
+- `?token=<key>`: an API token, for clients that keep their URLs out of logs;
+- the session cookie (the admin, the browsable API).
+
+A ticket or token, when given, decides: a bad one is not rescued by a cookie. The scope gets
+`user` and `credential` (what the socket lives on: identity.credentials).
 """
 
 from typing import Any
@@ -11,15 +18,37 @@ from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 
+from identity import tickets
+from identity.credentials import Credential, of_session, of_token
 from identity.models import Token, User
 from myproject.db import close_old_connections
 
 
 class WebSocketAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        keys = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-        user = await user_for_token(keys[-1]) if keys else await get_user(scope)
-        scope = {**scope, "user": user or AnonymousUser()}
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        user: User | None = None
+        credential: Credential | None = None
+        if "ticket" in query:
+            found = await tickets.redeem(query["ticket"][-1])
+            if found is not None:
+                user = await enabled_user(found[0])
+                credential = found[1]
+        elif "token" in query:
+            token = await token_for_key(query["token"][-1])
+            if token is not None:
+                user, credential = token.user, of_token(token)
+        else:
+            user = await get_user(scope)
+            session_key = scope["session"].session_key
+            if user.is_authenticated and session_key:
+                credential = of_session(session_key)
+        authenticated = user is not None and user.is_authenticated and credential is not None
+        scope = {
+            **scope,
+            "user": user if authenticated else AnonymousUser(),
+            "credential": credential if authenticated else None,
+        }
         return await super().__call__(scope, receive, send)
 
 
@@ -28,8 +57,14 @@ def WebSocketAuthMiddlewareStack(inner: Any) -> Any:
 
 
 @close_old_connections
-async def user_for_token(key: str) -> User | None:
-    """The enabled user a token belongs to. This is the handshake's first query, outside any
-    consumer handler, on a connection that may have idled for hours: hence the decorator."""
-    token = await Token.objects.by_key(key).afirst()
-    return token.user if token is not None and token.user.is_active else None
+async def token_for_key(key: str) -> Token | None:
+    """The unexpired token of an enabled user with this key. This is the handshake's first
+    query, outside any consumer handler, on a connection that may have idled for hours: hence
+    the decorator."""
+    token = await Token.objects.unexpired().by_key(key).afirst()
+    return token if token is not None and token.user.is_active else None
+
+
+@close_old_connections
+async def enabled_user(user_id: str) -> User | None:
+    return await User.objects.filter(pk=user_id, enable=True).afirst()

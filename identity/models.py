@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -82,15 +83,21 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class TokenManager(models.Manager["Token"]):
+class TokenQuerySet(models.QuerySet["Token"]):
+    def by_key(self, key: str) -> "TokenQuerySet":
+        """The token with this key (at most one), with its user."""
+        return self.select_related("user").filter(digest=_digest(key))
+
+    def unexpired(self) -> "TokenQuerySet":
+        """Tokens younger than `TOKEN_TTL`."""
+        return self.filter(created__gt=timezone.now() - settings.TOKEN_TTL)
+
+
+class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
     def issue(self, user: User) -> tuple["Token", str]:
         """A new token for `user`; the plain key is returned once and never stored."""
         key = secrets.token_hex(20)
         return self.create(digest=_digest(key), user=user), key
-
-    def by_key(self, key: str) -> models.QuerySet["Token"]:
-        """The token with this key (at most one), with its user."""
-        return self.select_related("user").filter(digest=_digest(key))
 
 
 class Token(models.Model):

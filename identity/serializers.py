@@ -99,6 +99,11 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(read_only=True)
 
 
+class WebSocketTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(read_only=True)
+    expires_in = serializers.IntegerField(read_only=True, help_text="Seconds left to use it.")
+
+
 def _validate_password(password: str, user: User | None, field: str | None = None) -> None:
     """AUTH_PASSWORD_VALIDATORS; errors keyed by `field` when raised from `validate()`."""
     try:

@@ -1,25 +1,26 @@
 """
 Writes on users, each publishing its event on commit (see `myproject.services`).
 
-Disabling a user or changing its password also revokes its sessions: every token is deleted
-and, once committed, its open sockets are told to close (code 4401).
+Disabling, deleting a user or changing its password also revokes its sessions: every token is
+deleted and, once committed, its open sockets are told to close (code 4401).
 """
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from identity.models import Token, User
 from identity.serializers import UserSerializer
-from myproject import events
-from myproject.services import ModelService
+from myproject.realtime import publish, topics
+from myproject.services import ModelService, Row
 
 
 class UserService(ModelService[User]):
     model = User
     resource = "user"
-    group = events.USERS_GROUP
+    topic = topics.USERS
     serializer_class = UserSerializer
 
     def build(self, fields: dict[str, Any]) -> User:
@@ -29,13 +30,11 @@ class UserService(ModelService[User]):
         return user
 
     @transaction.atomic
-    def save(self, instance: User, *, created: bool) -> User:
-        disabled = (
-            not created
-            and not instance.enable
-            and User.objects.filter(pk=instance.pk, enable=True).exists()
-        )
-        instance = super().save(instance, created=created)
+    def save(self, instance: User, *, created: bool, before: Row = None) -> User:
+        if not created and before is None:
+            before = self.stored(instance)
+        disabled = before is not None and before["enable"] and not instance.enable
+        instance = super().save(instance, created=created, before=before)
         if disabled:
             revoke_sessions([instance.pk])
         return instance
@@ -46,6 +45,18 @@ class UserService(ModelService[User]):
         instances = super().bulk_update(changes)
         revoke_sessions(disabled)
         return instances
+
+    @transaction.atomic
+    def delete(self, instance: User) -> None:
+        uuid = instance.pk
+        super().delete(instance)
+        publish.revoke_on_commit([topics.user_group(uuid)])
+
+    @transaction.atomic
+    def bulk_delete(self, queryset: QuerySet) -> list[Any]:
+        uuids = super().bulk_delete(queryset)
+        publish.revoke_on_commit([topics.user_group(uuid) for uuid in uuids])
+        return uuids
 
     @transaction.atomic
     def set_password(self, user: User, password: str | None) -> None:
@@ -67,4 +78,4 @@ def revoke_sessions(uuids: Sequence[object]) -> None:
     if not uuids:
         return
     Token.objects.filter(user_id__in=uuids).delete()
-    events.revoke_on_commit([events.user_group(uuid) for uuid in uuids])
+    publish.revoke_on_commit([topics.user_group(uuid) for uuid in uuids])

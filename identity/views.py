@@ -6,12 +6,14 @@ from django.contrib.auth import logout, user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from identity import credentials, tickets
 from identity.models import Token, User
 from identity.permissions import UserPermission
 from identity.serializers import (
@@ -19,6 +21,7 @@ from identity.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
     UserSerializer,
+    WebSocketTicketSerializer,
 )
 from identity.services import users
 from identity.throttling import LoginAddressThrottle, LoginNameThrottle
@@ -84,3 +87,27 @@ class TokenView(APIView):
         else:
             logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebSocketTicketView(APIView):
+    """A one-use ticket for one WebSocket handshake (`?ticket=`) within 30 seconds, bound to the
+    token or session this request was made with (identity.tickets)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: WebSocketTicketSerializer})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if isinstance(request.auth, Token):
+            credential = credentials.of_token(request.auth)
+        else:
+            credential = credentials.of_session(request.session.session_key)
+        ticket = tickets.issue(request.user, credential)
+        if ticket is None:
+            raise ServiceUnavailable
+        return Response({"ticket": ticket, "expires_in": tickets.TTL})
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Tickets cannot be issued right now; retry shortly."
+    default_code = "unavailable"

@@ -21,8 +21,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
-from myproject import daphne_process  # noqa: E402
 from myproject.db import close_after_asgi_request  # noqa: E402
+from myproject.realtime import daphne  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
 
 request_finished.connect(close_after_asgi_request, sender=ASGIHandler)
@@ -30,8 +30,10 @@ request_finished.connect(close_after_asgi_request, sender=ASGIHandler)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": daphne.ProtocolInScope(
+            AllowedHostsOriginValidator(
+                WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            )
         ),
     }
 )
@@ -39,4 +41,4 @@ application = ProtocolTypeRouter(
 if Path(sys.argv[0]).name == "daphne":
     # Served by the daphne command, not imported by a test or a tool. (Any Django process
     # imports daphne's server module: `daphne` is an installed app.)
-    daphne_process.tune()  # last: once the application is loaded
+    daphne.tune()  # last: once the application is loaded

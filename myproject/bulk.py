@@ -36,6 +36,7 @@ from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
 from myproject.conditional import ConditionalMixin
+from myproject.realtime.rest import StreamPositionMixin
 from myproject.services import ModelService
 
 
@@ -316,13 +317,15 @@ class BulkDestroyModelMixin:
 
 
 class BulkModelViewSet(
+    StreamPositionMixin,
     ConditionalMixin,
     BulkCreateModelMixin,
     BulkUpdateModelMixin,
     BulkDestroyModelMixin,
     viewsets.ModelViewSet,
 ):
-    """A `ModelViewSet` with bulk verbs and ETags, whose writes all go through `service`."""
+    """A `ModelViewSet` with bulk verbs, ETags and stream positions, whose writes all go
+    through `service`."""
 
     service: ModelService
     metadata_class = BulkMetadata

@@ -7,14 +7,16 @@ Each app declares one `ModelService` per model in its `services.py`:
     class ItemService(ModelService[Item]):
         model = Item
         resource = "item"
-        group = events.CATALOG_GROUP
+        topic = topics.CATALOG
         serializer_class = ItemSerializer
 
     items = ItemService()
     items.create({"sku": "A-1", ...})  # saved; "item.created" published on commit
 
-Bulk writes cost a constant number of queries (`bulk_create`/`bulk_update` in fixed-size
-batches) and publish one `bulk_*` event with the uuids. Every method is atomic.
+Every event carries the written rows before and after the write (myproject.realtime.frames), so
+that live queries can tell which subscriptions a row enters, leaves or stays in. Bulk writes
+cost a constant number of queries (`bulk_create`/`bulk_update` in fixed-size batches) and
+publish `bulk_*` events with the uuids, at most UUIDS_PER_EVENT each. Every method is atomic.
 """
 
 import json
@@ -26,19 +28,25 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import BaseSerializer
 
-from myproject import events
+from myproject.realtime import publish, topics
 
 M = TypeVar("M", bound=models.Model)
 
 # Rows per INSERT / UPDATE statement: large enough to be fast, small enough for
 # MySQL's max_allowed_packet and the CASE WHEN of bulk_update.
 BATCH_SIZE = 500
+# The most uuids one bulk event carries (a larger write publishes several).
+UUIDS_PER_EVENT = 1000
+
+
+# A row as events carry it: its REST representation, before and after a write (None: absent).
+Row = dict[str, Any] | None
 
 
 class ModelService(Generic[M]):
     model: ClassVar[type[models.Model]]
     resource: ClassVar[str]
-    group: ClassVar[str]
+    topic: ClassVar[str]
     serializer_class: ClassVar[type[BaseSerializer]]
 
     def build(self, fields: dict[str, Any]) -> M:
@@ -54,37 +62,50 @@ class ModelService(Generic[M]):
         """The REST representation, which the event carries too, as plain JSON types."""
         return json.loads(JSONRenderer().render(self.serializer_class(instance).data))
 
+    def public(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """What a reader who is neither staff nor the row itself sees of a row; None: all."""
+        return None
+
+    def stored(self, instance: M) -> Row:
+        """The row as the database holds it now (an admin form changes the instance first)."""
+        current = self.model._default_manager.filter(pk=instance.pk).first()
+        return self.represent(current) if current is not None else None
+
     @transaction.atomic
-    def save(self, instance: M, *, created: bool) -> M:
+    def save(self, instance: M, *, created: bool, before: Row = None) -> M:
         """Save an instance (built here, or changed by an admin form) and publish the event."""
+        if not created and before is None:
+            before = self.stored(instance)
         instance.save()
-        self._publish("created" if created else "updated", self.represent(instance))
+        self._publish("created" if created else "updated", [(before, self.represent(instance))])
         return instance
 
     def create(self, fields: dict[str, Any]) -> M:
         return self.save(self.build(dict(fields)), created=True)
 
     def update(self, instance: M, fields: dict[str, Any]) -> M:
+        before = self.represent(instance)
         self.assign(instance, dict(fields))
-        return self.save(instance, created=False)
+        return self.save(instance, created=False, before=before)
 
     @transaction.atomic
     def delete(self, instance: M) -> None:
-        uuid = instance.pk
+        before = self.represent(instance)
         instance.delete()
-        self._publish("deleted", {"uuid": str(uuid)})
+        self._publish("deleted", [(before, None)])
 
     @transaction.atomic
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> list[M]:
         instances = [self.build(dict(row)) for row in rows]
         self.model.objects.bulk_create(instances, batch_size=BATCH_SIZE)
-        self._publish_bulk("bulk_created", instances)
+        self._publish("bulk_created", [(None, self.represent(i)) for i in instances])
         return instances
 
     @transaction.atomic
     def bulk_update(self, changes: Sequence[tuple[M, dict[str, Any]]]) -> list[M]:
         """Apply each `(instance, fields)` pair and save them all in a few UPDATE statements."""
         touched: set[str] = set()
+        befores = [self.represent(instance) for instance, _ in changes]
         for instance, fields in changes:
             self.assign(instance, dict(fields))
             touched.update(fields)
@@ -94,15 +115,19 @@ class ModelService(Generic[M]):
             self.model.objects.bulk_update(
                 instances, self._concrete(touched), batch_size=BATCH_SIZE
             )
-        self._publish_bulk("bulk_updated", instances)
+        rows = zip(befores, (self.represent(i) for i in instances), strict=True)
+        self._publish("bulk_updated", list(rows))
         return instances
 
     @transaction.atomic
-    def bulk_delete(self, queryset: models.QuerySet) -> int:
-        uuids = list(queryset.values_list("pk", flat=True))
+    def bulk_delete(self, queryset: models.QuerySet) -> list[Any]:
+        """Delete the rows of `queryset`; returns their primary keys."""
+        instances = list(queryset)
+        uuids = [instance.pk for instance in instances]
+        befores = [self.represent(instance) for instance in instances]
         self.model.objects.filter(pk__in=uuids).delete()
-        self._publish("bulk_deleted", {"uuids": [str(uuid) for uuid in uuids]})
-        return len(uuids)
+        self._publish("bulk_deleted", [(before, None) for before in befores])
+        return uuids
 
     def _auto_now(self, instances: Iterable[M]) -> list[str]:
         """`bulk_update` skips `auto_now`; stamp those fields as `save()` would."""
@@ -118,8 +143,23 @@ class ModelService(Generic[M]):
         concrete = {f.name for f in self.model._meta.concrete_fields if not f.primary_key}
         return sorted(names & concrete)
 
-    def _publish_bulk(self, action: str, instances: Iterable[M]) -> None:
-        self._publish(action, {"uuids": [str(instance.pk) for instance in instances]})
-
-    def _publish(self, action: str, data: dict[str, Any]) -> None:
-        events.publish_on_commit(self.group, events.event_type(self.resource, action), data)
+    def _publish(self, action: str, rows: Sequence[tuple[Row, Row]]) -> None:
+        """The event of a write, on commit. A single row's event carries its representation
+        (its public one beside it, if readers differ); a bulk write's events carry uuids, one
+        event per UUIDS_PER_EVENT rows: a 200k-row write is many modest frames, not one that
+        every socket must swallow whole."""
+        type_ = topics.event_type(self.resource, action)
+        if not action.startswith("bulk_"):
+            ((before, after),) = rows
+            data = after if after is not None else {"uuid": before["uuid"]}
+            publish.event_on_commit(
+                self.topic, type_, data, public=self.public(data), subject=data["uuid"],
+                changes=(self.resource, rows),
+            )  # fmt: skip
+            return
+        for start in range(0, len(rows), UUIDS_PER_EVENT):
+            chunk = rows[start : start + UUIDS_PER_EVENT]
+            uuids = [(after or before)["uuid"] for before, after in chunk]
+            publish.event_on_commit(
+                self.topic, type_, {"uuids": uuids}, changes=(self.resource, chunk)
+            )

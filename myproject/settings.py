@@ -6,7 +6,9 @@ process. Production sets `DATABASE_URL` (MySQL/MariaDB) and `REDIS_URL` (channel
 shared cache). The variables and their defaults are the contract's, see README.md.
 """
 
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -121,13 +123,28 @@ AUTH_PASSWORD_VALIDATORS = [
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "var" / "static")
 
-# Redis: channel layer and the cache every process shares (throttle counters)
+# Redis: realtime positions and history, the cache every process shares (throttle counters,
+# tickets), WebSocket limits, and the channel layer (revocations)
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 # ------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# With Sentinel, every Redis user asks the Sentinels for the primary and follows a failover;
+# REDIS_URL then gives only the database number and the password.
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (item.rpartition(":") for item in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+_redis_url = urlsplit(REDIS_URL)
+REDIS_DB = int(_redis_url.path.strip("/") or 0)
+REDIS_PASSWORD = unquote(_redis_url.password) if _redis_url.password else None
 # Short socket timeouts: a dead or stalled Redis must not hold a request for long.
 REDIS_SOCKET_TIMEOUT = env.float("DJANGO_REDIS_TIMEOUT", default=0.5)
-if REDIS_URL:
+# Behind Sentinel, a frame is announced only once this many replicas hold it (at most
+# REDIS_WAIT_TIMEOUT_MS later), so a failover cannot take back a frame a client has seen.
+REDIS_WAIT_REPLICAS = env.int("DJANGO_REDIS_WAIT_REPLICAS", default=1 if REDIS_SENTINELS else 0)
+REDIS_WAIT_TIMEOUT_MS = env.int("DJANGO_REDIS_WAIT_TIMEOUT_MS", default=100)
+if REDIS_URL or REDIS_SENTINELS:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -141,39 +158,30 @@ if REDIS_URL:
             },
         }
     }
-    REDIS_HOSTS = [
-        {
-            "address": REDIS_URL,
-            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-            # Above the core layer's 5 s blocking pop, which would otherwise time out.
-            # Publishing is bounded separately (myproject.events.PUBLISH_TIMEOUT).
-            "socket_timeout": 10,
-        }
-    ]
-    # Which channels_redis layer carries events and groups; `make bench` compares the two
-    # (README, Benchmarks).
-    CHANNEL_LAYER = env.str("DJANGO_CHANNEL_LAYER", default="pubsub").strip().lower()
-    if CHANNEL_LAYER == "pubsub":
-        CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": REDIS_HOSTS, "prefix": "myproject"},
+    REDIS_HOSTS = [{"address": REDIS_URL, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT}]
+    if REDIS_SENTINELS:
+        CACHES["default"]["LOCATION"] = f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_DB}"
+        CACHES["default"]["OPTIONS"].update(
+            CLIENT_CLASS="django_redis.client.SentinelClient",
+            CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+            SENTINELS=REDIS_SENTINELS,
+            PASSWORD=REDIS_PASSWORD,
+        )
+        REDIS_HOSTS = [
+            {
+                "sentinels": REDIS_SENTINELS,
+                "master_name": REDIS_SENTINEL_MASTER,
+                "db": REDIS_DB,
+                "password": REDIS_PASSWORD,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
             }
+        ]
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": REDIS_HOSTS, "prefix": "myproject"},
         }
-    elif CHANNEL_LAYER == "core":
-        CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "myproject.layers.RedisCoreChannelLayer",
-                "CONFIG": {
-                    "hosts": REDIS_HOSTS,
-                    # The default (100) silently drops group messages in a burst of events.
-                    "capacity": env.int("DJANGO_CHANNEL_CAPACITY", default=5000),
-                    "prefix": "myproject",
-                },
-            }
-        }
-    else:
-        raise ImproperlyConfigured("DJANGO_CHANNEL_LAYER is `core` or `pubsub`.")
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -239,6 +247,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=32 * 1024
 WS_MAX_FRAME = env.int("DJANGO_WS_MAX_FRAME", default=65536)
 WS_CHECK_RATE = _rate("DJANGO_WS_CHECK_RATE", "50/s")
 WS_MAX_SOCKETS_PER_USER = env.int("DJANGO_WS_MAX_SOCKETS_PER_USER", default=50)
+WS_MESSAGE_RATE = _rate("DJANGO_WS_MESSAGE_RATE", "20/s")
+WS_MAX_SUBSCRIPTIONS = env.int("DJANGO_WS_MAX_SUBSCRIPTIONS", default=20)
+# Frames kept per topic for resuming, and for how long after the topic's last frame.
+WS_HISTORY_SIZE = env.int("DJANGO_WS_HISTORY_SIZE", default=1000)
+WS_HISTORY_TTL = env.int("DJANGO_WS_HISTORY_TTL", default=300)
+# Without Redis: the history every process of this machine shares (myproject.realtime.broker).
+WS_LOCAL_HISTORY = env.path("DJANGO_WS_LOCAL_HISTORY", default=BASE_DIR / "var" / "realtime.db")
+TOKEN_TTL = timedelta(days=30)
 
 # Security: TLS ends at nginx
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

@@ -96,6 +96,7 @@ def server_env(**overrides: str) -> dict[str, str]:
         "DJANGO_HTTPS": "off",
         "DJANGO_THROTTLE_ANON": "off",
         "DJANGO_THROTTLE_USER": "off",
+        "DJANGO_WS_MESSAGE_RATE": "off",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides)

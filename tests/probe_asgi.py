@@ -1,6 +1,6 @@
 """
-The real ASGI application plus `/probe/`, which reports what myproject/daphne_process.py set
-up in the process serving it (tests/myproject/test_daphne_process.py).
+The real ASGI application plus `/probe/`, which reports what myproject/realtime/daphne.py set
+up in the process serving it (tests/myproject/realtime/test_daphne.py).
 """
 
 import gc

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,15 @@ def login(name: str, password: str, address: str = "127.0.0.9") -> str:
         )
     assert response.status_code == 200, response.text
     return response.json()["token"]
+
+
+def new_category(stack: "Stack", prefix: str) -> str:
+    """A category of one's own on the stack (through nginx); its uuid."""
+    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    response = httpx.post(f"{NGINX}/catalog/categories/", headers=stack.auth, timeout=30,
+                          json={"name": slug, "slug": slug})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return response.json()["uuid"]
 
 
 class PrivateMariaDB:

@@ -14,7 +14,7 @@ async def connect(
     path: str, token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
 ) -> tuple[WebsocketCommunicator, bool, Any]:
     """Open a socket; returns (communicator, accepted, close code or subprotocol)."""
-    url = f"{path}?token={token}" if token else path
+    url = f"{path}{'&' if '?' in path else '?'}token={token}" if token else path
     communicator = WebsocketCommunicator(
         application, url, headers=[ORIGIN] if headers is None else headers
     )
@@ -23,8 +23,12 @@ async def connect(
 
 
 async def open_socket(path: str, token: str | None = None) -> WebsocketCommunicator:
+    """An accepted socket, past its first frame (`hello`, kept as `socket.hello`)."""
     communicator, accepted, detail = await connect(path, token)
     assert accepted, f"handshake refused on {path}: {detail}"
+    hello = await receive(communicator)
+    assert hello["type"] == "hello", hello
+    communicator.hello = hello
     return communicator
 
 
@@ -44,3 +48,28 @@ async def receive_type(
         frame = await receive(communicator, timeout)
         if frame["type"] == type_:
             return frame
+
+
+POSITION_KEYS = ("topic", "epoch", "seq")
+
+
+def body(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame without its position (`topic`, `epoch`, `seq`), asserting it had one."""
+    assert all(key in frame for key in POSITION_KEYS), frame
+    return {key: value for key, value in frame.items() if key not in POSITION_KEYS}
+
+
+async def greeted(socket: Any) -> dict[str, Any]:
+    """A real client's socket (websockets, asyncio) past its `hello`, which is returned."""
+    import asyncio
+
+    hello = json.loads(await asyncio.wait_for(socket.recv(), 10))
+    assert hello["type"] == "hello", hello
+    return hello
+
+
+def greeted_sync(socket: Any) -> dict[str, Any]:
+    """The same for the websockets library's sync client."""
+    hello = json.loads(socket.recv(timeout=10))
+    assert hello["type"] == "hello", hello
+    return hello

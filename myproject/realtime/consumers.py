@@ -1,57 +1,83 @@
 """
-The base of every WebSocket consumer: JSON text frames within limits, an `error` frame for
-anything malformed (the socket stays open), and the relay of what the channel layer brings.
+The base of every WebSocket consumer: a socket listens to one topic through its process's hub
+(myproject.realtime.hub), sends JSON text frames within limits, and gets an `error` frame for
+anything malformed (the socket stays open).
 
     class CatalogConsumer(EventConsumer):
-        async def authorize(self) -> list[str] | None:
-            return [events.CATALOG_GROUP]      # None refuses the handshake (HTTP 403)
+        async def authorize(self) -> str | None:
+            return topics.CATALOG          # the topic; None refuses the handshake (HTTP 403)
 
         async def receive_frame(self, frame: dict) -> None:
             raise FrameError("read_only", "This stream is read-only.")
 
-Change events (`forward.event`) are sent on as they are; `revoke.session`, sent to a user's
-private group when its password changes or it is disabled, closes the socket with 4401. When
-daphne shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so
-clients see a close code and reconnect instead of finding a dead TCP connection.
+The first frame on a socket is `hello`; `?since=<epoch>:<seq>` resumes from a position. The
+channel layer carries only what closes a socket: `revoke.session` to the groups of its user and
+of its credential (identity.credentials) closes it with 4401, and a sweep closes, within a
+minute, the sockets whose credential ended without that message reaching them. When daphne
+shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so clients see a
+close code and reconnect with `since` instead of finding a dead TCP connection.
 """
 
 import asyncio
 import contextlib
 import json
-import time
+import logging
 import weakref
 from typing import Any
+from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
-from myproject import daphne_process, events
+from identity import credentials
+from identity.credentials import Credential
+from myproject.realtime import daphne, limits, queries
+from myproject.realtime.hub import Hub, Member, Sink, Subscription, hubs
+from myproject.realtime.topics import Position, user_group
+
+logger = logging.getLogger(__name__)
 
 # Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
 MAX_DEPTH = 32
 CLOSE_REVOKED = 4401
-# The server is restarting: reconnect. (1012 says so too, but daphne sends only 1000 and
-# 3000-4999.)
+# The server is restarting, or cannot serve the socket right now: reconnect. (1012 and 1013 say
+# so too, but daphne sends only 1000 and 3000-4999.)
 CLOSE_RESTART = 4503
+
+# No channel layer by that name: anonymous sockets have nothing to be revoked, so they do not
+# subscribe a channel of their own in Redis.
+NO_CHANNEL_LAYER = "none"
+
+
+# The longest query string a subscription may carry (a REST URL's query fits well within it).
+MAX_FILTER = 4096
 
 
 class FrameError(Exception):
-    """A frame the server will not act on; answered with an `error` frame."""
+    """A frame the server will not act on; answered with an `error` frame (`detail` is text,
+    or the field errors of an invalid filter)."""
 
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, code: str, detail: Any, **extra: Any) -> None:
+        super().__init__(str(detail))
         self.code = code
         self.detail = detail
+        self.extra = extra
 
 
 class EventConsumer(AsyncWebsocketConsumer):
-    groups: list[str]
+    topic: str
+    hub: Hub | None = None
+    member: Member | None = None
+    counted = False
+    # id -> (hub, subscription): the socket's live queries
+    subscriptions: dict[str, tuple[Hub, Subscription]]
 
-    async def authorize(self) -> list[str] | None:
-        """The groups this socket joins, or None to refuse the handshake."""
+    async def authorize(self) -> str | None:
+        """The topic this socket listens to, or None to refuse the handshake."""
         raise NotImplementedError
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
@@ -59,30 +85,32 @@ class EventConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("credential") is None:
+            self.channel_layer_alias = NO_CHANNEL_LAYER
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
             # The server is shutting down (daphne cancels every application on SIGTERM):
             # say so with a close frame rather than letting the TCP connection just drop.
+            # The cancellation ends here, on purpose: daphne waits for its applications with
+            # `gather`, which returns (and lets the process exit) as soon as the first one
+            # re-raises it, cutting every other socket's close frame and clean-up short.
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": CLOSE_RESTART})
-            raise
         finally:
-            # Channels has left the channel layer too (its unsubscribe is awaited above).
-            daphne_process.socket_closed()
+            # Every way out leaves the hub and gives the socket's place back: a clean close, a
+            # crash in a handler, a cancellation by daphne (shutdown, application-close-timeout).
+            self.leave()
+            _live.discard(self)
+            if self.counted:
+                await limits.sockets.release(self.user.pk, self.channel_name)
+            daphne.socket_closed()
 
     # These handlers touch no database, so they skip the hop Channels makes to the ORM's one
-    # sync thread (close_old_connections) before every handler: an event fanned out to N
-    # sockets would otherwise queue N hops behind that thread (make bench: fan-out), and so
-    # would N sockets closing at once (a network drop, a proxy restart). Each queued hop keeps
-    # ~3 KiB and its consumer alive until the thread reaches it: closing 5,000 sockets at once
-    # took daphne's memory ~20 MB above what holding them did, and Python keeps such memory
-    # for reuse, so the next cycle's peak started there (make bench: sockets).
-    RELAYS = {
-        events.FORWARD: "forward_event",
-        events.MESSAGE: "chat_message",
-        "websocket.disconnect": "websocket_disconnect",
-    }
+    # sync thread (close_old_connections) before every handler: N sockets closing at once (a
+    # network drop, a proxy restart) would otherwise queue N hops behind that thread, each
+    # keeping ~3 KiB and its consumer alive until the thread reaches it (make bench: sockets).
+    RELAYS = {"websocket.disconnect": "websocket_disconnect"}
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         relay = self.RELAYS.get(message.get("type"))
@@ -95,84 +123,163 @@ class EventConsumer(AsyncWebsocketConsumer):
     def user(self) -> Any:
         return self.scope.get("user")
 
+    @property
+    def credential(self) -> Credential | None:
+        """What the socket was opened with (identity.middleware): it closes when that ends."""
+        return self.scope.get("credential")
+
     async def connect(self) -> None:
-        groups = await self.authorize()
-        if groups is None or not await self.count_socket():
+        topic = await self.authorize()
+        if topic is None or not await self.take_place():
             await self.close()  # before accept: the handshake gets HTTP 403
             return
-        if self.user is not None and self.user.is_authenticated:
-            groups.append(events.user_group(self.user.pk))
-        self.groups = groups  # Channels discards these on disconnect
-        for group in groups:
+        self.topic = topic
+        if self.credential is not None:
+            self.groups = [user_group(self.user.pk), self.credential.group]
+            await self.join_groups()
+            _live.add(self)
+            _start_sweep()
+        await self.accept()
+        await self.listen(self.since())
+
+    def since(self) -> Position | None:
+        """The position a reconnecting client resumes from (`?since=`); an unreadable one is
+        answered as a position that cannot be recovered."""
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "since" not in query:
+            return None
+        return Position.parse(query["since"][-1]) or Position("-", 0)
+
+    async def listen(self, since: Position | None) -> None:
+        """Join the topic's hub: `hello` (and the frames missed since `since`) first."""
+        self.sink = Sink(self)
+        self.subscriptions = {}
+        self.member = Member(self.sink)
+        self.hub = hubs().get(self.topic)
+        try:
+            await self.hub.attach(self.member, since)
+        except TimeoutError:
+            logger.warning("no position for topic %s: closing a new socket (4503)", self.topic)
+            await self.close(code=CLOSE_RESTART)
+
+    def leave(self) -> None:
+        if self.hub is not None and self.member is not None:
+            self.hub.detach(self.member)
+        for hub, subscription in getattr(self, "subscriptions", {}).values():
+            hub.detach(subscription)
+
+    async def join_groups(self) -> None:
+        for group in self.groups:
             try:
                 await self.channel_layer.group_add(group, self.channel_name)
             except RedisConnectionError:
                 # The pub/sub layer finds a connection broken by a Redis restart only when it
-                # next uses it, if no socket of this process was listening meanwhile; the failed
-                # call dropped it, so the second one connects afresh (and subscribes again).
+                # next uses it, if no socket of this process was listening meanwhile; the
+                # failed call dropped it, so the second one connects afresh.
                 await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own handler, but without its second hop to the sync thread (see RELAYS),
-        with at most LEAVE_CONCURRENCY sockets leaving their groups at once, and running
-        `disconnect` even when leaving a group fails (Redis unreachable, say), so the socket
-        still gives its place in the user's count back."""
+        and with at most LEAVE_CONCURRENCY sockets leaving their groups at once."""
+        self.leave()
         try:
-            async with _leave_gate():
-                for group in self.groups:
-                    await self.channel_layer.group_discard(group, self.channel_name)
+            if self.channel_layer is not None:
+                async with _leave_gate():
+                    for group in self.groups:
+                        await self.channel_layer.group_discard(group, self.channel_name)
         finally:
             await self.disconnect(message["code"])
         raise StopConsumer
 
-    async def disconnect(self, code: int) -> None:
-        if self.counted:
-            await _sockets_change(self.user.pk, -1)
-
-    counted = False
-
-    async def count_socket(self) -> bool:
-        """Hold one of the user's `WS_MAX_SOCKETS_PER_USER` sockets, counted in the shared
-        cache so the cap holds across daphne processes; False when none is left."""
-        if self.user is None or not self.user.is_authenticated:
+    async def take_place(self) -> bool:
+        """Hold one of the user's `WS_MAX_SOCKETS_PER_USER` places (myproject.realtime.limits);
+        False when none is left. Anonymous sockets are capped by nginx, per address."""
+        if self.credential is None:
             return True
-        count = await _sockets_change(self.user.pk, +1)
-        if count is None:
-            return True  # the cache is unreachable: fail open, like the REST throttles
-        if count > settings.WS_MAX_SOCKETS_PER_USER:
-            await _sockets_change(self.user.pk, -1)
+        if not await limits.sockets.acquire(self.user.pk, self.channel_name):
             return False
         self.counted = True
         return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            await self.receive_frame(parse_frame(text_data, bytes_data))
+            frame = parse_frame(text_data, bytes_data)
+            kind = frame.get("type")
+            if kind == "subscribe":
+                await self.subscribe(frame)
+            elif kind == "unsubscribe":
+                await self.unsubscribe(frame)
+            else:
+                await self.receive_frame(frame)
         except FrameError as exc:
-            await self.send_json({"type": "error", "code": exc.code, "detail": exc.detail})
+            await self.send_json(
+                {"type": "error", "code": exc.code, "detail": exc.detail, **exc.extra}
+            )
+        except RedisError as exc:
+            logger.warning("a frame needed Redis, which is unreachable: %s", exc)
+            await self.send_json(
+                {"type": "error", "code": "unavailable", "detail": "Try again shortly."}
+            )
+
+    async def subscribe(self, frame: dict[str, Any]) -> None:
+        """Follow the rows of a REST list that match a query string (a live query)."""
+        id_ = frame.get("id")
+        if not isinstance(id_, str) or not 0 < len(id_) <= 64:
+            raise FrameError("invalid_id", "A subscription's id is a string of 1-64 characters.")
+        if id_ in self.subscriptions:
+            raise FrameError("duplicate_id", f"Subscription {id_!r} exists already.", id=id_)
+        if len(self.subscriptions) >= settings.WS_MAX_SUBSCRIPTIONS:
+            raise FrameError(
+                "too_many_subscriptions",
+                f"At most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket.",
+                id=id_,
+            )
+        resource = queries.RESOURCES.get(frame.get("resource"))
+        if resource is None:
+            names = ", ".join(sorted(queries.RESOURCES))
+            raise FrameError("unknown_resource", f"resource is one of {names}.", id=id_)
+        if not resource.anonymous and self.credential is None:
+            raise FrameError("forbidden", f"Sign in to follow {resource.name} rows.", id=id_)
+        text = frame.get("filter", "")
+        if not isinstance(text, str) or len(text) > MAX_FILTER:
+            raise FrameError(
+                "invalid_filter", f"filter is a query string of at most {MAX_FILTER} characters.",
+                id=id_,
+            )  # fmt: skip
+        since = frame.get("since")
+        since = None if since is None else Position.parse(since) or Position("-", 0)
+        try:
+            query = queries.compile_query(resource.name, text, self.user)
+        except queries.InvalidFilter as exc:
+            raise FrameError("invalid_filter", exc.detail, id=id_) from exc
+        subscription = Subscription(self.sink, id_, query)
+        hub = hubs().get(resource.topic)
+        self.subscriptions[id_] = (hub, subscription)
+        try:
+            await hub.attach(subscription, since)
+        except TimeoutError as exc:
+            del self.subscriptions[id_]
+            raise FrameError("unavailable", "Try again shortly.", id=id_) from exc
+
+    async def unsubscribe(self, frame: dict[str, Any]) -> None:
+        id_ = frame.get("id")
+        found = self.subscriptions.pop(id_, None) if isinstance(id_, str) else None
+        if found is None:
+            raise FrameError("unknown_subscription", f"No subscription {id_!r}.", id=id_)
+        hub, subscription = found
+        hub.detach(subscription)
+        await self.send_json({"type": "unsubscribed", "id": id_})
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
-
-    async def chat_message(self, message: dict[str, Any]) -> None:
-        """A group message: from a member of a check channel, or from `manage.py broadcast`."""
-        await self.send_json(
-            {"type": "message", "message": message["message"], "sender": message["sender"]}
-        )
-
-    async def forward_event(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=message["text"])
 
     async def revoke_session(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_REVOKED)
 
 
-# At most this many sockets of a process leave their groups at once. When thousands close
-# together, every `group_discard` in flight at once means, with the core layer, thousands of
-# Redis commands queued on its pool (~2.4 KiB each, with their consumers held meanwhile) and up
-# to 100 connections opened at once, some timing out on a busy host; a socket waiting here
-# costs a future.
+# At most this many sockets of a process leave their groups at once: thousands of
+# `group_discard` calls in flight at once would queue thousands of Redis commands, each holding
+# its consumer meanwhile; a socket waiting here costs a future.
 LEAVE_CONCURRENCY = 20
 _leave_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
@@ -188,19 +295,45 @@ def _leave_gate() -> asyncio.Semaphore:
     return gate
 
 
-# A crashed process cannot give its sockets back; the count forgets them after a day.
-SOCKET_COUNT_TTL = 24 * 3600
+# Authenticated sockets open in this process, whose credentials the sweep checks.
+_live: weakref.WeakSet[EventConsumer] = weakref.WeakSet()
+_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-async def _sockets_change(user_id: object, delta: int) -> int | None:
-    key = f"ws-sockets:{user_id}"
+def _start_sweep() -> None:
+    loop = asyncio.get_running_loop()
+    task = _sweeps.get(loop)
+    if task is None or task.done():
+        _sweeps[loop] = loop.create_task(_sweep_forever())
+
+
+async def _sweep_forever() -> None:
+    """Close, every SWEEP seconds, the sockets whose credential has ended without a revocation
+    reaching them: an expired token or session, or a revocation lost while Redis was down."""
+    while _live:
+        await asyncio.sleep(credentials.SWEEP)
+        await sweep()
+
+
+async def sweep() -> None:
+    """Close (4401) every socket of this process whose credential no longer stands."""
+    sockets = [socket for socket in _live if socket.credential is not None]
+    if not sockets:
+        return
     try:
-        await cache.aadd(key, 0, timeout=SOCKET_COUNT_TTL)
-        count = await cache.aincr(key, delta)
-        await cache.atouch(key, SOCKET_COUNT_TTL)
-    except ValueError:  # the key vanished (expired, or the cache lost it)
-        return None
-    return count
+        standing = await sync_to_async(credentials.still_standing)(
+            {socket.credential for socket in sockets}
+        )
+    except Exception:  # the database is down: try again at the next sweep
+        logger.warning("could not check the sockets' credentials", exc_info=True)
+        return
+    for socket in sockets:
+        if socket.credential not in standing:
+            _live.discard(socket)
+            with contextlib.suppress(Exception):
+                await socket.close(code=CLOSE_REVOKED)
 
 
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
@@ -233,29 +366,3 @@ def _depth(value: Any) -> int:
             if isinstance(child, dict | list)
         ]
     return depth
-
-
-class RateLimit:
-    """A token bucket: `rate` like "50/s" or "600/min"; None never limits."""
-
-    PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-    def __init__(self, rate: str | None) -> None:
-        self.capacity = self.per_second = 0.0
-        if rate:
-            count, period = rate.split("/")
-            self.capacity = float(count)
-            self.per_second = self.capacity / self.PERIODS[period.strip()[0]]
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        if not self.capacity:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.per_second)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True

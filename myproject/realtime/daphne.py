@@ -1,12 +1,43 @@
 """
-What the daphne process changes in the libraries it runs, applied by myproject/asgi.py only
-under the `daphne` command. Each change was found by `make bench` or a test, and each is
-checked in a real daphne (tests/myproject/test_daphne_process.py).
+What the realtime path needs from daphne, and what the daphne process changes in the libraries
+it runs (`tune`, applied by myproject/asgi.py only under the `daphne` command). Each change was
+found by `make bench` or a test, and each is checked in a real daphne
+(tests/myproject/test_daphne_process.py).
+
+`ProtocolInScope` hands each socket's autobahn protocol to the hub (myproject.realtime.hub), so
+that a frame every socket of a topic receives is framed once (`prepareMessage`) and written to
+each transport, instead of passing each socket's consumer, daphne's reply queue and autobahn's
+framing once per socket (make bench: fan-out, CPU per delivered frame).
 """
 
 import asyncio
+import functools
 import gc
 from typing import Any
+
+from daphne.server import Server
+
+# Where the protocol is kept in the scope; absent when not served by daphne (tests' in-process
+# communicators, another ASGI server), and the hub then sends through the consumer.
+PROTOCOL = "myproject.protocol"
+
+
+class ProtocolInScope:
+    """ASGI middleware, outermost: puts daphne's WebSocket protocol into the scope."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # daphne gives each application `functools.partial(server.handle_reply, protocol)`.
+        if (
+            isinstance(send, functools.partial)
+            and isinstance(getattr(send.func, "__self__", None), Server)
+            and send.args
+        ):
+            scope = {**scope, PROTOCOL: send.args[0]}
+        return await self.inner(scope, receive, send)
+
 
 # A full collection runs every 100 younger ones instead of Python's 10...
 FULL_COLLECTION_EVERY = 100

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.factories import ItemFactory
-from tests.ws import connect, open_socket, receive, receive_type
+from tests.ws import body, connect, open_socket, receive, receive_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,5 +54,6 @@ async def test_a_broadcast_reaches_the_catalog_stream_too():
     await sync_to_async(call_command)(
         "broadcast", "catalog", '{"text": "sale"}', stdout=io.StringIO()
     )
-    assert await receive(socket) == {"type": "message", "message": {"text": "sale"}, "sender": None}
+    assert body(await receive(socket)) == {"type": "message", "message": {"text": "sale"},
+                                           "sender": None}  # fmt: skip
     await socket.disconnect()

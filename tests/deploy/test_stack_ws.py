@@ -13,6 +13,7 @@ import websockets
 from asgiref.sync import async_to_sync
 
 from tests.stack import NGINX, daphne_started
+from tests.ws import greeted
 
 pytestmark = pytest.mark.stack
 
@@ -75,6 +76,7 @@ def test_refused_handshakes_get_403_through_nginx(stack, path, origin):
 def test_clients_see_a_close_code_when_daphne_restarts_and_can_reconnect(stack):
     async def hold_socket() -> int | None:
         async with websockets.connect(f"{WS}/catalog/ws/", origin=ORIGIN) as socket:
+            await greeted(socket)
             await socket.send("{}")  # the consumer is up and answering
             assert json.loads(await asyncio.wait_for(socket.recv(), 10))["code"] == "read_only"
             # A daphne stopped within about a second of accepting a socket was seen to exit
@@ -88,6 +90,7 @@ def test_clients_see_a_close_code_when_daphne_restarts_and_can_reconnect(stack):
 
     async def reconnect() -> str:
         async with websockets.connect(f"{WS}/catalog/ws/", origin=ORIGIN) as socket:
+            await greeted(socket)
             await socket.send("{}")
             return json.loads(await asyncio.wait_for(socket.recv(), 10))["code"]
 

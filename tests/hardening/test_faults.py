@@ -18,7 +18,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.stack import NGINX, children, pid_file, wait_for
+from tests.stack import NGINX, children, new_category, pid_file, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -67,10 +67,7 @@ def traffic(send: Callable[[httpx.Client], httpx.Response], threads: int = 2) ->
 
 @pytest.fixture(scope="module")
 def category(stack) -> str:
-    slug = f"faults-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(f"{NGINX}/catalog/categories/", headers=stack.auth, timeout=30,
-                          json={"name": slug, "slug": slug})  # fmt: skip
-    return response.json()["uuid"]
+    return new_category(stack, "faults")
 
 
 def new_item(stack: object, category: str) -> Callable[[httpx.Client], httpx.Response]:

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.stack import DAPHNE_PORTS, LOG, NGINX
+from tests.ws import greeted_sync
 
 pytestmark = pytest.mark.stack
 
@@ -83,6 +84,7 @@ def daphne_log_offsets(stack) -> dict[int, int]:
 def test_check_channel_answers_every_frame(stack):
     url = f"{WS}/identity/ws/check/fuzz/?token={stack.token}"
     with connect(url, origin=ORIGIN, max_size=None) as socket:
+        greeted_sync(socket)
 
         @FUZZ
         @given(frame=frames)
@@ -95,6 +97,7 @@ def test_check_channel_answers_every_frame(stack):
 
 def test_catalog_stream_answers_every_frame_with_an_error(stack):
     with connect(f"{WS}/catalog/ws/", origin=ORIGIN, max_size=None) as socket:
+        greeted_sync(socket)
 
         @FUZZ
         @given(frame=frames)
@@ -107,11 +110,13 @@ def test_catalog_stream_answers_every_frame_with_an_error(stack):
 
 def test_invalid_utf8_closes_with_1007_and_the_process_serves_on(stack):
     with connect(f"{WS}/catalog/ws/", origin=ORIGIN) as socket:
+        greeted_sync(socket)
         socket.send(b'{"type": "\xc3\x28"}', text=True)
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)
     assert closed.value.rcvd.code == 1007
     with connect(f"{WS}/catalog/ws/", origin=ORIGIN) as socket:
+        greeted_sync(socket)
         still_open(socket)
 
 

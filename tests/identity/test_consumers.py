@@ -4,10 +4,11 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from rest_framework.test import APIClient
 
 from identity.models import Token
 from tests.factories import CategoryFactory, ItemFactory, token_for
-from tests.ws import ORIGIN, connect, open_socket, receive, receive_type, send
+from tests.ws import ORIGIN, body, connect, open_socket, receive, receive_type, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,8 +68,8 @@ async def test_messages_reach_the_whole_group_and_nobody_else(user, staff):
     outsider = await open_socket(CHECK.format("room2"), root)
     await send(a1, {"type": "message", "message": {"text": "hi", "n": [1, 2]}})
     expected = {"type": "message", "message": {"text": "hi", "n": [1, 2]}, "sender": str(user.uuid)}
-    assert await receive(a1) == expected
-    assert await receive(a2) == expected
+    assert body(await receive(a1)) == expected
+    assert body(await receive(a2)) == expected
     assert await outsider.receive_nothing(timeout=0.5)
     await send(a2, {"message": "bare frames work too"})
     assert (await receive(a1))["message"] == "bare frames work too"
@@ -237,3 +238,89 @@ async def test_sockets_per_user_are_capped(user, settings):
     third = await open_socket(CHECK.format("r3"), key)  # a slot came free
     for socket in (second, third):
         await socket.disconnect()
+
+
+# --- event topics, message rate --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topic", ["users", "catalog"])
+async def test_event_topics_refuse_messages(token, topic):
+    socket = await open_socket(CHECK.format(topic), token)
+    await send(socket, {"type": "message", "message": "fake"})
+    assert (await receive(socket))["code"] == "read_only"
+    await socket.disconnect()
+
+
+async def test_messages_are_rate_limited_per_user_over_all_its_sockets(user, settings):
+    settings.WS_MESSAGE_RATE = "3/min"
+    first = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
+    second = await open_socket(CHECK.format("room2"), await sync_to_async(token_for)(user))
+    answers = []
+    for n in range(5):
+        socket = first if n % 2 else second
+        await send(socket, {"message": n})
+        answers.append((await receive(socket)).get("code", "sent"))
+    assert answers == ["sent", "sent", "sent", "rate_limited", "rate_limited"]
+    for socket in (first, second):
+        await socket.disconnect()
+
+
+# --- what a socket lives on ---------------------------------------------------------------------
+
+
+async def test_a_ticket_opens_one_socket(user):
+    from identity import tickets
+    from identity.credentials import of_token
+
+    token = await sync_to_async(Token.objects.issue)(user)
+    ticket = await sync_to_async(tickets.issue)(user, of_token(token[0]))
+    socket = await open_socket(f"{CHECK.format('room1')}?ticket={ticket}")
+    _, accepted, _ = await connect(f"{CHECK.format('room1')}?ticket={ticket}")
+    assert not accepted, "a ticket opened a second socket"
+    _, accepted, _ = await connect(f"{CHECK.format('room1')}?ticket=forged")
+    assert not accepted
+    await socket.disconnect()
+
+
+async def test_logging_out_closes_only_the_sockets_of_that_token(user):
+    first = await sync_to_async(token_for)(user)
+    second = await sync_to_async(token_for)(user)
+    ending = await open_socket(CHECK.format("room1"), first)
+    staying = await open_socket(CHECK.format("room1"), second)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    assert (await sync_to_async(client.delete)("/identity/token/")).status_code == 204
+    assert await ending.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+    await send(staying, {"message": "still here"})
+    assert (await receive_type(staying, "message"))["message"] == "still here"
+    await staying.disconnect()
+
+
+@pytest.mark.parametrize("how", ["single", "bulk"])
+async def test_deleting_a_user_closes_its_sockets(user, staff, how):
+    from tests.conftest import client_for
+
+    socket = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
+    client = await sync_to_async(client_for)(staff)
+    url = (
+        f"/identity/users/{user.uuid}/"
+        if how == "single"
+        else f"/identity/users/?search={user.name}"
+    )
+    assert (await sync_to_async(client.delete)(url)).status_code == 204
+    assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_the_sweep_closes_sockets_whose_token_expired(user):
+    from datetime import timedelta
+
+    from myproject.realtime import consumers
+
+    expiring = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
+    fresh = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
+    oldest = await sync_to_async(Token.objects.order_by("created").first)()
+    await Token.objects.filter(pk=oldest.pk).aupdate(created=oldest.created - timedelta(days=31))
+    await consumers.sweep()
+    assert await expiring.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+    assert await fresh.receive_nothing(timeout=0.3)
+    await fresh.disconnect()

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from myproject import events
+from myproject.realtime import publish, topics
 
 
 class Command(BaseCommand):
@@ -19,12 +19,16 @@ class Command(BaseCommand):
         parser.add_argument("message", help='JSON, e.g. \'{"text": "maintenance at 18:00"}\'')
 
     def handle(self, *args: Any, group: str, message: str, **options: Any) -> None:
-        if not events.is_public_group(group):
+        if not topics.is_public(group):
             raise CommandError(f"{group!r} is not a valid group name.")
         try:
             payload = json.loads(message)
         except ValueError as exc:
             raise CommandError(f"The message is not valid JSON: {exc}") from exc
-        if not events.send([(group, events.chat(payload, None))]):
-            raise CommandError("The channel layer could not be reached; nothing was sent.")
-        self.stdout.write(self.style.SUCCESS(f"Sent to group {group}."))
+        try:
+            position = publish.publish_now(group, publish.message(payload, None))
+        except Exception as exc:
+            raise CommandError(
+                f"Nothing was sent: the broker could not be reached ({exc})."
+            ) from exc
+        self.stdout.write(self.style.SUCCESS(f"Sent to group {group} at {position}."))

@@ -1,6 +1,5 @@
-"""Closing sockets (EventConsumer.websocket_disconnect): a consumer's teardown does not wait for
-the ORM's thread, leaves its groups a few sockets at a time, and gives the user's socket count
-back even when leaving a group fails."""
+"""Closing sockets (EventConsumer): a consumer's teardown does not wait for the ORM's thread, leaves
+its groups a few sockets at a time, and gives the user's place back even when leaving fails."""
 
 import asyncio
 import threading
@@ -12,13 +11,14 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from myproject import consumers
+from myproject.realtime import consumers
 from tests.factories import token_for
 from tests.ws import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STREAM = "/catalog/ws/"
+CHECK = "/identity/ws/check/leaving/"
 
 
 async def test_closing_sockets_do_not_wait_for_the_orm_thread():
@@ -44,10 +44,11 @@ async def test_closing_sockets_do_not_wait_for_the_orm_thread():
             await socket.wait(timeout=2)
 
 
-async def test_sockets_leave_their_groups_a_few_at_a_time(monkeypatch):
+async def test_sockets_leave_their_groups_a_few_at_a_time(monkeypatch, user):
     monkeypatch.setattr(consumers, "LEAVE_CONCURRENCY", 2)
     monkeypatch.setattr(consumers, "_leave_gates", weakref.WeakKeyDictionary())
-    sockets = [await open_socket(STREAM) for _ in range(6)]
+    key = await sync_to_async(token_for)(user)
+    sockets = [await open_socket(CHECK, key) for _ in range(6)]
     layer = get_channel_layer()
     discard = layer.group_discard
     leaving, most = 0, 0
@@ -78,7 +79,7 @@ async def test_a_socket_gives_its_place_back_when_leaving_its_groups_fails(user,
     await again.disconnect()
 
 
-async def test_a_connection_broken_while_nobody_listened_is_replaced_at_the_next_handshake():
+async def test_a_connection_broken_while_nobody_listened_is_replaced_at_the_next_handshake(user):
     """After a Redis restart, a daphne with no socket open meanwhile still holds the dead
     pub/sub connection; the first `group_add` on it fails (seen as an HTTP 500 handshake
     through nginx). The consumer tries once more, on a fresh connection."""
@@ -91,7 +92,8 @@ async def test_a_connection_broken_while_nobody_listened_is_replaced_at_the_next
             raise failures.pop()
         await join(group, channel)
 
+    key = await sync_to_async(token_for)(user)
     with mock.patch.object(layer, "group_add", broken_once):
-        socket = await open_socket(STREAM)
+        socket = await open_socket(CHECK, key)
     assert failures == []
     await socket.disconnect()

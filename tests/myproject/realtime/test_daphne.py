@@ -1,5 +1,5 @@
 """
-What myproject/daphne_process.py changes, in a real daphne process, and only there: the
+What myproject/realtime/daphne.py changes, in a real daphne process, and only there: the
 startup heap frozen out of garbage collection, full collections a tenth as often but soon
 after a wave of closed sockets, and Twisted writes sent at once when nothing is queued
 (make bench: fan-out), with a slow reader still getting every frame, in order.
@@ -16,7 +16,7 @@ import websockets
 from asgiref.sync import async_to_sync
 from twisted.internet.abstract import FileDescriptor
 
-from myproject import daphne_process
+from myproject.realtime import daphne as daphne_module
 from tests.factories import UserFactory, token_for
 from tests.live import daphne, server_env
 
@@ -30,8 +30,8 @@ def test_daphne_freezes_the_startup_heap_spaces_full_collections_and_writes_at_o
         served = httpx.get(f"{base}/probe/", timeout=10).json()
     # Django, DRF, Channels and Twisted: ~100k objects, none walked by a collection again.
     assert served["frozen"] > 50_000
-    assert served["threshold"][2] == daphne_process.FULL_COLLECTION_EVERY
-    assert served["write"] == "myproject.daphne_process"
+    assert served["threshold"][2] == daphne_module.FULL_COLLECTION_EVERY
+    assert served["write"] == "myproject.realtime.daphne"
 
 
 def test_importing_the_application_elsewhere_changes_nothing():
@@ -81,7 +81,7 @@ async def _close_sockets(count: int) -> bool:
     collected = weakref.ref(garbage)
     del garbage
     for _ in range(count):
-        daphne_process.socket_closed()
+        daphne_module.socket_closed()
     await asyncio.sleep(0.1)
     return collected() is None
 
@@ -94,16 +94,16 @@ def collector_off():
 
 
 def test_a_wave_of_closed_sockets_is_collected_soon_after(monkeypatch, collector_off):
-    monkeypatch.setattr(daphne_process, "_closes", 0)  # as tune() leaves it
-    monkeypatch.setattr(daphne_process, "COLLECT_AFTER_CLOSES", 3)
-    monkeypatch.setattr(daphne_process, "COLLECT_DELAY", 0.01)
+    monkeypatch.setattr(daphne_module, "_closes", 0)  # as tune() leaves it
+    monkeypatch.setattr(daphne_module, "COLLECT_AFTER_CLOSES", 3)
+    monkeypatch.setattr(daphne_module, "COLLECT_DELAY", 0.01)
     assert not async_to_sync(_close_sockets)(2)
     assert async_to_sync(_close_sockets)(1)  # the third close
-    assert daphne_process._closes == 0  # counting starts again
+    assert daphne_module._closes == 0  # counting starts again
 
 
 def test_closed_sockets_trigger_nothing_outside_daphne(monkeypatch, collector_off):
-    monkeypatch.setattr(daphne_process, "COLLECT_AFTER_CLOSES", 1)
-    monkeypatch.setattr(daphne_process, "COLLECT_DELAY", 0.01)
-    assert daphne_process._closes is None
+    monkeypatch.setattr(daphne_module, "COLLECT_AFTER_CLOSES", 1)
+    monkeypatch.setattr(daphne_module, "COLLECT_DELAY", 0.01)
+    assert daphne_module._closes is None
     assert not async_to_sync(_close_sockets)(5)

@@ -2,7 +2,7 @@
 Frame limits in a real daphne process: the application's limit (64 KiB) sits well below
 daphne's own (1 MiB), so an oversized frame gets an `error` frame and the socket stays open.
 Protocol violations daphne itself catches (over 1 MiB, invalid UTF-8) close the socket with a
-close code, not a dropped connection (myproject/daphne_process.py), and the process serves on.
+close code, not a dropped connection (myproject/realtime/daphne.py), and the process serves on.
 """
 
 import asyncio
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def _frames(url: str) -> tuple[dict, dict, int]:
     async with websockets.connect(url, origin="http://localhost", max_size=None) as socket:
+        assert json.loads(await asyncio.wait_for(socket.recv(), 5))["type"] == "hello"
         await socket.send(json.dumps({"message": "x" * 100_000}))  # over 64 KiB, under 1 MiB
         too_large = json.loads(await asyncio.wait_for(socket.recv(), 5))
         await socket.send(json.dumps({"message": "still open"}))
@@ -32,6 +33,7 @@ async def _frames(url: str) -> tuple[dict, dict, int]:
 
 async def _invalid_utf8(url: str) -> int:
     async with websockets.connect(url, origin="http://localhost") as socket:
+        assert json.loads(await asyncio.wait_for(socket.recv(), 5))["type"] == "hello"
         await socket.send(b'{"message": "\xff\xfe"}', text=True)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 5)

@@ -1,0 +1,203 @@
+"""
+Per-user WebSocket limits that hold across every daphne process: open sockets
+(`DJANGO_WS_MAX_SOCKETS_PER_USER`) and `message` frames (`DJANGO_WS_MESSAGE_RATE`), each
+decided by one Lua script in Redis, so that two handshakes racing on two processes cannot both
+take the last place. Without Redis (the embedded default: one process) the same rules run in
+the process.
+
+    if not await sockets.acquire(user.pk, channel_name):   # at the handshake
+        refuse()
+    ...
+    await sockets.release(user.pk, channel_name)           # on every way out
+
+A place is held as a member of a sorted set scored with its expiry: each process renews its
+sockets' places every HEARTBEAT seconds, so the places of a process that crashed or was killed
+expire within PLACE_TTL (a minute) instead of being held for ever. While Redis is unreachable
+the limits fail open, as the REST throttles do.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections import defaultdict
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from myproject import redis_clients
+
+logger = logging.getLogger(__name__)
+
+PLACE_TTL = 60  # seconds a place outlives its last renewal
+HEARTBEAT = 20  # seconds between renewals
+
+# KEYS[1]: the user's sorted set; ARGV: member, cap, ttl (ms). Drops expired places, then takes
+# one if any is left. Redis' own clock: daphne hosts need not agree on the time.
+ACQUIRE = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+# KEYS: one user's sorted set per place; ARGV[1]: ttl (ms), then the members, in KEYS' order.
+RENEW = """
+local now = redis.call('TIME')
+local until_ms = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, until_ms, ARGV[i + 1])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]))
+end
+return #KEYS
+"""
+
+# A token bucket: KEYS[1] a hash; ARGV: capacity, tokens per second. 1 if a token was taken.
+TAKE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local capacity, per_second = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or capacity
+local stamp = tonumber(state[2]) or t
+tokens = math.min(capacity, tokens + math.max(0, t - stamp) * per_second)
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+           'stamp', string.format('%.6f', t))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / per_second * 1000) + 1000)
+return taken
+"""
+
+
+class RateLimit:
+    """A token bucket in this process: `rate` like "50/s" or "600/min"; None never limits."""
+
+    PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def __init__(self, rate: str | None) -> None:
+        self.capacity = self.per_second = 0.0
+        if rate:
+            count, period = rate.split("/")
+            self.capacity = float(count)
+            self.per_second = self.capacity / self.PERIODS[period.strip()[0]]
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        if not self.capacity:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class SocketPlaces:
+    """The places of this process's sockets in their users' caps (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, set[str]] = defaultdict(set)  # user -> members, this process
+        self._renewal: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @staticmethod
+    def _key(user: str) -> str:
+        return f"myproject:ws-sockets:{user}"
+
+    async def acquire(self, user_id: object, member: str) -> bool:
+        """Take one of the user's places for `member` (a channel name); False if none is left."""
+        user, cap = str(user_id), settings.WS_MAX_SOCKETS_PER_USER
+        if redis_clients.enabled():
+            try:
+                taken = await redis_clients.async_client().eval(
+                    ACQUIRE, 1, self._key(user), member, cap, PLACE_TTL * 1000
+                )
+            except (RedisError, OSError) as exc:
+                logger.warning("socket cap unchecked, Redis unreachable: %s", exc)
+                taken = 1  # fail open
+            if not taken:
+                return False
+        elif len(self.held[user]) >= cap:
+            return False
+        self.held[user].add(member)
+        self._start_renewal()
+        return True
+
+    async def release(self, user_id: object, member: str) -> None:
+        """Give the place back (safe to call twice, or for a place never taken)."""
+        user = str(user_id)
+        members = self.held.get(user)
+        if members is None or member not in members:
+            return
+        members.discard(member)
+        if not members:
+            del self.held[user]
+        if redis_clients.enabled():
+            try:
+                await redis_clients.async_client().zrem(self._key(user), member)
+            except (RedisError, OSError) as exc:  # the place expires within PLACE_TTL
+                logger.warning("socket place not given back, Redis unreachable: %s", exc)
+
+    async def renew(self) -> None:
+        """Push the expiry of every place this process holds PLACE_TTL ahead (one round trip);
+        places a Redis restart or failover lost are taken again."""
+        if not redis_clients.enabled() or not self.held:
+            return
+        keys, members = [], []
+        for user, held in self.held.items():
+            for member in held:
+                keys.append(self._key(user))
+                members.append(member)
+        await redis_clients.async_client().eval(RENEW, len(keys), *keys, PLACE_TTL * 1000, *members)
+
+    def _start_renewal(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = self._renewal.get(loop)
+        if task is None or task.done():
+            self._renewal[loop] = loop.create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while self.held:
+            await asyncio.sleep(HEARTBEAT)
+            with contextlib.suppress(RedisError, OSError):
+                await self.renew()
+
+
+sockets = SocketPlaces()
+
+_message_buckets: dict[str, RateLimit] = {}
+
+
+async def message_allowed(user_id: object) -> bool:
+    """Whether the user may send one more `message` frame now, over all of its sockets."""
+    rate = settings.WS_MESSAGE_RATE
+    if not rate:
+        return True
+    user = str(user_id)
+    if not redis_clients.enabled():
+        bucket = _message_buckets.setdefault(user, RateLimit(rate))
+        return bucket.allow()
+    limit = RateLimit(rate)
+    try:
+        taken = await redis_clients.async_client().eval(
+            TAKE, 1, f"myproject:ws-messages:{user}", limit.capacity, limit.per_second
+        )
+    except (RedisError, OSError) as exc:
+        logger.warning("message rate unchecked, Redis unreachable: %s", exc)
+        return True
+    return bool(taken)

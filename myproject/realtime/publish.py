@@ -1,0 +1,184 @@
+"""
+Publishing: where a frame starts. Writes call `event_on_commit`; the frame leaves only once the
+transaction commits (a rolled-back write tells nobody).
+
+    event_on_commit(CATALOG, event_type("item", "updated"), data, changes=("item", [(b, a)]))
+
+Each uWSGI process (or management command) hands its frames to one `Publisher`: a thread with a
+persistent Redis connection that numbers and stores them in batches (myproject.realtime.broker).
+The request that wrote does not wait for Redis: a write costs the same with events as without,
+and a Redis outage or failover never fails, slows or rolls back a write. The publisher retries
+until Redis is back, in order, so the frames are late rather than lost; only frames still queued
+when the process dies (or beyond QUEUE_LIMIT) are lost, and logged. A batch whose reply was
+lost with the connection is sent again: a frame may arrive twice, never silently not at all.
+
+`publish_now` is the synchronous path for callers that must know the frame went out
+(`manage.py broadcast`); daphne publishes chat messages itself (`broker().apublish`).
+"""
+
+import atexit
+import collections
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from myproject.realtime.broker import broker
+from myproject.realtime.topics import Position
+
+logger = logging.getLogger(__name__)
+
+# Frames kept while Redis is unreachable; beyond it new frames are dropped (and logged).
+QUEUE_LIMIT = 100_000
+BATCH = 200  # frames per round trip
+RETRY_MAX_DELAY = 2.0
+# What `flush` waits for at exit (a management command's last frames, a uWSGI worker's reload).
+EXIT_FLUSH_TIMEOUT = 5.0
+
+# The channel-layer message type that closes a socket (`revoke_session`): revocations travel
+# through Channels' groups (per user, per credential), not through topics.
+REVOKE = "revoke.session"
+
+
+def payload(frame: dict[str, Any], **extra: Any) -> str:
+    """A frame's payload (myproject.realtime.frames), encoded once: Decimals, UUIDs, dates."""
+    body = {"frame": frame, **{key: value for key, value in extra.items() if value}}
+    return json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def event(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    public: dict[str, Any] | None = None,
+    subject: object = None,
+    changes: tuple[str, Sequence[tuple[Any, Any]]] | None = None,
+) -> str:
+    """The payload of a change event: `{"type": type_, "data": data}`, its public variant for
+    others than staff and `subject`, and the rows before and after for live queries."""
+    return payload(
+        {"type": type_, "data": data},
+        public={"type": type_, "data": public} if public is not None else None,
+        subject=str(subject) if subject is not None else None,
+        changes={"resource": changes[0], "rows": [list(row) for row in changes[1]]}
+        if changes
+        else None,
+    )
+
+
+def event_on_commit(topic: str, type_: str, data: dict[str, Any], **extra: Any) -> None:
+    """Publish a change event to `topic` once the current transaction commits."""
+    text = event(type_, data, **extra)
+    transaction.on_commit(lambda: publisher().put(topic, text), robust=True)
+
+
+def message(payload_: Any, sender: str | None) -> str:
+    """The payload of a chat message (a client's or `manage.py broadcast`'s)."""
+    return payload({"type": "message", "message": payload_, "sender": sender})
+
+
+def publish_now(topic: str, text: str) -> Position:
+    """Publish at once; raises if the broker cannot be reached."""
+    (position,) = broker().publish([(topic, text)])
+    return position
+
+
+def revoke_on_commit(groups: Sequence[str]) -> None:
+    """Close (4401) every socket of `groups` once the current transaction commits."""
+    messages = [(group, {"type": REVOKE}) for group in groups]
+    if messages:
+        transaction.on_commit(lambda: _send_to_groups(messages), robust=True)
+
+
+def _send_to_groups(messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all() -> None:
+        for group, message_ in messages:
+            await layer.group_send(group, message_)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        # The sockets' credential sweep closes them within a minute anyway.
+        logger.exception("could not send %d revocation(s)", len(messages))
+
+
+class Publisher:
+    """The background publisher of one process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[str, str]] = collections.deque()
+        self.lock = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.busy = False
+        self.dropped = 0
+
+    def put(self, topic: str, text: str) -> None:
+        with self.lock:
+            if len(self.queue) >= QUEUE_LIMIT:
+                self.dropped += 1
+                logger.error("publish queue full: dropped a frame (%d so far)", self.dropped)
+                return
+            self.queue.append((topic, text))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+                self.thread.start()
+            self.lock.notify()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued frame is published; False if `timeout` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.queue or self.busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(min(left, 0.05))
+        return True
+
+    def _run(self) -> None:
+        delay = 0.05
+        while True:
+            with self.lock:
+                while not self.queue:
+                    self.lock.wait()
+                batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
+                self.busy = True
+            try:
+                broker().publish(batch)
+            except Exception as exc:
+                with self.lock:
+                    self.busy = False
+                logger.warning("could not publish %d frame(s), retrying: %s", len(batch), exc)
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+                continue
+            delay = 0.05
+            with self.lock:
+                for _ in batch:
+                    self.queue.popleft()
+                self.busy = False
+                self.lock.notify_all()
+
+
+_publisher: Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def publisher() -> Publisher:
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            _publisher = Publisher()
+            atexit.register(_publisher.flush, EXIT_FLUSH_TIMEOUT)
+    return _publisher
