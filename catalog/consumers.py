@@ -10,6 +10,8 @@ from myproject.realtime.consumers import EventConsumer, FrameError
 
 
 class CatalogConsumer(EventConsumer):
+    route = "/catalog/ws/"
+
     async def authorize(self) -> str | None:
         return topics.CATALOG
 

@@ -37,6 +37,8 @@ CHECK_KEYS = ("id", "resource", "field", "value")
 
 
 class CheckConsumer(EventConsumer):
+    route = "/identity/ws/check/<group_name>/"
+
     async def authorize(self) -> str | None:
         group = self.scope["url_route"]["kwargs"]["group_name"]
         if not (self.user and self.user.is_authenticated) or not topics.is_public(group):

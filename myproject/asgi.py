@@ -18,11 +18,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 django_asgi_app = get_asgi_application()  # before importing anything that touches models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
 from myproject.db import close_after_asgi_request  # noqa: E402
 from myproject.realtime import daphne  # noqa: E402
+from myproject.realtime.consumers import allowed_origins  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
 
 request_finished.connect(close_after_asgi_request, sender=ASGIHandler)
@@ -31,9 +31,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": daphne.ProtocolInScope(
-            AllowedHostsOriginValidator(
-                WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            )
+            allowed_origins(WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

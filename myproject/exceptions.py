@@ -16,6 +16,8 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from myproject import metrics
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -26,6 +28,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, plus the database errors that are not the client's fault."""
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
+        metrics.DB_UNAVAILABLE.inc()
         return Response(DATABASE_UNAVAILABLE, status=503, headers=_retry_after())
     if isinstance(exc, ProtectedError):
         return Response(
@@ -52,6 +55,11 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return JsonResponse({"detail": "Forbidden."}, status=403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """`CSRF_FAILURE_VIEW`: JSON, with Django's reason (which says what to fix)."""
+    return JsonResponse({"detail": f"CSRF Failed: {reason}"}, status=403)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """`handler404`: JSON, like the API."""
     return JsonResponse({"detail": "Not found."}, status=404)
@@ -61,5 +69,6 @@ def server_error(request: HttpRequest) -> JsonResponse:
     """`handler500`: JSON; a database outage outside DRF views is still a 503."""
     exc = sys.exc_info()[1]
     if isinstance(exc, OperationalError | InterfaceError):
+        metrics.DB_UNAVAILABLE.inc()
         return JsonResponse(DATABASE_UNAVAILABLE, status=503, headers=_retry_after())
     return JsonResponse({"detail": "Server error."}, status=500)

@@ -59,11 +59,15 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_guid",
 ]
 LOCAL_APPS = ["identity", "catalog", "web"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its id, every response says it.
+    "django_guid.middleware.guid_middleware",
+    "myproject.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "myproject.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -260,6 +264,8 @@ TOKEN_TTL = timedelta(days=30)
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 # ------------------------------------------------------------------------------
 HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
+# CSRF failures answer JSON, as every other error does.
+CSRF_FAILURE_VIEW = "myproject.exceptions.csrf_failure"
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -272,12 +278,50 @@ if HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
-# Logging: to stderr, collected by the process manager
+# Logging: to stderr, collected by the process manager; one JSON object per line with
+# DJANGO_LOG_FORMAT=json. Every line of a request carries its id (`X-Request-ID`: nginx's, or
+# a new one), which the response carries too.
+# https://docs.djangoproject.com/en/5.2/topics/logging/
 # ------------------------------------------------------------------------------
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    # nginx's $request_id is 32 hex digits, which is a valid UUID; anything else is replaced.
+    "VALIDATE_GUID": True,
+    "UUID_FORMAT": "hex",
+    "RETURN_HEADER": True,
+}
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("DJANGO_LOG_FORMAT is `text` or `json`.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
+            "rename_fields": {
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "correlation_id": "request_id",
+            },
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own console handler (in debug) would print every django.request line a
+        # second time: everything goes through the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django_guid": {"level": "WARNING"},
+    },
 }

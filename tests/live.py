@@ -130,15 +130,15 @@ def serve(
             output.close()
 
 
-def uwsgi(env: dict[str, str]) -> contextlib.AbstractContextManager[str]:
-    """One uWSGI worker over HTTP on a free port."""
+def uwsgi(env: dict[str, str], log: Path | None = None) -> contextlib.AbstractContextManager[str]:
+    """One uWSGI worker over HTTP on a free port (its output in `log`, if given)."""
     port = free_port()
     command = [
         str(BIN / "uwsgi"), "--http", f"127.0.0.1:{port}", "--module", "myproject.wsgi",
         "--master", "--processes", "1", "--threads", "1", "--die-on-term", "--need-app",
         "--disable-logging",
     ]  # fmt: skip
-    return serve(command, port, env)
+    return serve(command, port, env, log)
 
 
 def daphne(

@@ -45,7 +45,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import RedisError
 
-from myproject import redis_clients
+from myproject import metrics, redis_clients
 from myproject.realtime.topics import Position
 
 logger = logging.getLogger(__name__)
@@ -335,6 +335,7 @@ class RedisBroker:
             try:
                 await self._listen_once(pubsub, topics, on_frame, on_connected, subscribed)
             except (RedisError, OSError) as exc:
+                metrics.REDIS_RECONNECTS.inc()
                 logger.warning("realtime: Redis subscription lost (%s); reconnecting", exc)
             else:
                 delay = 0.1

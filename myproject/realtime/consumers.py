@@ -29,12 +29,14 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security import websocket as channels_security
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from identity import credentials
 from identity.credentials import Credential
+from myproject import metrics
 from myproject.realtime import daphne, limits, queries
 from myproject.realtime.hub import Hub, Member, Sink, Subscription, hubs
 from myproject.realtime.topics import Position, user_group
@@ -69,6 +71,8 @@ class FrameError(Exception):
 
 
 class EventConsumer(AsyncWebsocketConsumer):
+    # The route, as metrics label sockets (a pattern, never a path with a group name in it).
+    route: str = ""
     topic: str
     hub: Hub | None = None
     member: Member | None = None
@@ -100,6 +104,8 @@ class EventConsumer(AsyncWebsocketConsumer):
         finally:
             # Every way out leaves the hub and gives the socket's place back: a clean close, a
             # crash in a handler, a cancellation by daphne (shutdown, application-close-timeout).
+            if self.accepted:
+                metrics.WS_CONNECTIONS.labels(route=self.route).dec()
             self.leave()
             _live.discard(self)
             if self.counted:
@@ -128,10 +134,15 @@ class EventConsumer(AsyncWebsocketConsumer):
         """What the socket was opened with (identity.middleware): it closes when that ends."""
         return self.scope.get("credential")
 
+    accepted = False
+
     async def connect(self) -> None:
         topic = await self.authorize()
-        if topic is None or not await self.take_place():
-            await self.close()  # before accept: the handshake gets HTTP 403
+        if topic is None:
+            await self.refuse("forbidden", "no valid credential, or a topic it may not name")
+            return
+        if not await self.take_place():
+            await self.refuse("too_many_sockets", f"{settings.WS_MAX_SOCKETS_PER_USER} open")
             return
         self.topic = topic
         if self.credential is not None:
@@ -140,7 +151,17 @@ class EventConsumer(AsyncWebsocketConsumer):
             _live.add(self)
             _start_sweep()
         await self.accept()
+        self.accepted = True
+        metrics.WS_CONNECTIONS.labels(route=self.route).inc()
         await self.listen(self.since())
+
+    async def refuse(self, reason: str, detail: str) -> None:
+        """Refuse the handshake (HTTP 403), saying why in the log: the client only sees 403."""
+        metrics.WS_REFUSED.labels(reason=reason).inc()
+        logger.info(
+            "websocket handshake refused on %s: %s (%s)", self.scope["path"], reason, detail
+        )
+        await self.close()
 
     def since(self) -> Position | None:
         """The position a reconnecting client resumes from (`?since=`); an unreadable one is
@@ -202,6 +223,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        metrics.WS_FRAMES_RECEIVED.inc()
         try:
             frame = parse_frame(text_data, bytes_data)
             kind = frame.get("type")
@@ -212,14 +234,14 @@ class EventConsumer(AsyncWebsocketConsumer):
             else:
                 await self.receive_frame(frame)
         except FrameError as exc:
-            await self.send_json(
-                {"type": "error", "code": exc.code, "detail": exc.detail, **exc.extra}
-            )
+            await self.send_error(exc.code, exc.detail, **exc.extra)
         except RedisError as exc:
             logger.warning("a frame needed Redis, which is unreachable: %s", exc)
-            await self.send_json(
-                {"type": "error", "code": "unavailable", "detail": "Try again shortly."}
-            )
+            await self.send_error("unavailable", "Try again shortly.")
+
+    async def send_error(self, code: str, detail: Any, **extra: Any) -> None:
+        metrics.WS_ERRORS.labels(code=code).inc()
+        await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
 
     async def subscribe(self, frame: dict[str, Any]) -> None:
         """Follow the rows of a REST list that match a query string (a live query)."""
@@ -271,10 +293,37 @@ class EventConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "unsubscribed", "id": id_})
 
     async def send_json(self, content: dict[str, Any]) -> None:
+        metrics.WS_FRAMES_SENT.inc()
         await self.send(text_data=json.dumps(content))
 
     async def revoke_session(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_REVOKED)
+
+
+class OriginValidator(channels_security.OriginValidator):
+    """Channels' check of the Origin header against ALLOWED_HOSTS, saying why it refuses."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        if super().valid_origin(parsed_origin):
+            return True
+        metrics.WS_REFUSED.labels(reason="origin").inc()
+        origin = parsed_origin.netloc if parsed_origin is not None else None
+        logger.info("websocket handshake refused: origin %r not allowed", origin)
+        return False
+
+
+def allowed_origins(application: Any) -> OriginValidator:
+    """Channels' `AllowedHostsOriginValidator`, logging refusals."""
+    return OriginValidator(application, settings.ALLOWED_HOSTS)
+
+
+class NoSuchRoute(channels_security.WebsocketDenier):
+    """Refuses a handshake on a path no consumer serves (HTTP 403), and says so."""
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        metrics.WS_REFUSED.labels(reason="route").inc()
+        logger.info("websocket handshake refused: no route %s", self.scope["path"])
+        await super().websocket_connect(message)
 
 
 # At most this many sockets of a process leave their groups at once: thousands of

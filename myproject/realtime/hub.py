@@ -43,6 +43,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from myproject import metrics
 from myproject.realtime import daphne
 from myproject.realtime.broker import Subscriptions, broker
 from myproject.realtime.frames import Frame, with_position
@@ -84,6 +85,7 @@ class Sink:
         return protocol is None or protocol.state == protocol.STATE_OPEN
 
     async def send(self, text: str) -> None:
+        metrics.WS_FRAMES_SENT.inc()
         if self.protocol is not None:
             if self.protocol.state == self.protocol.STATE_OPEN:
                 self.protocol.sendMessage(text.encode())
@@ -308,6 +310,7 @@ class Hub:
             "realtime hub %s: %s -> %s not recoverable; announcing", self.topic,
             self.position, position,
         )  # fmt: skip
+        metrics.ANNOUNCED_GAPS.inc()
         self.epoch, self.seq = position.epoch, position.seq
         self._forget_ring()
         for listener in self.listeners():
@@ -381,8 +384,6 @@ class Hubs:
         self.hubs: dict[str, Hub] = {}
         self.subscriptions = Subscriptions()
         self.listener: asyncio.Task | None = None
-        self.frames_sent = 0  # metrics
-        self.resumes: collections.Counter[str] = collections.Counter()
 
     def get(self, topic: str) -> Hub:
         hub = self.hubs.get(topic)
@@ -417,7 +418,7 @@ class Hubs:
 
     def count_resume(self, recovered: bool | None) -> None:
         if recovered is not None:
-            self.resumes["true" if recovered else "false"] += 1
+            metrics.WS_RESUMES.labels(recovered="true" if recovered else "false").inc()
 
     async def deliver(self, hub: Hub, frame: Frame) -> None:
         """Send `frame` to the hub's members: one prepared message per text for every socket
@@ -439,18 +440,16 @@ class Hubs:
                     protocol.sendPreparedMessage(message)
                     sent += 1
             else:
-                await sink.send(frame.text(variant))
-                sent += 1
+                await sink.send(frame.text(variant))  # counted there
+        metrics.WS_FRAMES_SENT.inc(sent)
         changes = frame.changes
         if changes and hub.queries:
-            sent += await self._deliver_rows(hub, frame, changes)
-        self.frames_sent += sent
+            await self._deliver_rows(hub, frame, changes)
 
-    async def _deliver_rows(self, hub: Hub, frame: Frame, changes: dict[str, Any]) -> int:
+    async def _deliver_rows(self, hub: Hub, frame: Frame, changes: dict[str, Any]) -> None:
         """Per-row frames for the subscriptions whose query sees the written rows: each query
         is tested once per row whatever the number of its subscribers, and each text is built
         once per subscription id and kind of reader."""
-        sent = 0
         resource = changes["resource"]
         for key, seen in hub.queries.matches(resource, changes["rows"]).items():
             texts: dict[tuple, str] = {}
@@ -467,8 +466,6 @@ class Hubs:
                     if text is None:
                         text = texts[cache] = row_frame(frame, subscription, action, before, after)
                     await sink.send(text)
-                    sent += 1
-        return sent
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hubs] = (

@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from myproject import metrics
 from myproject.realtime.broker import broker
 from myproject.realtime.topics import Position
 
@@ -87,7 +88,14 @@ def message(payload_: Any, sender: str | None) -> str:
 def publish_now(topic: str, text: str) -> Position:
     """Publish at once; raises if the broker cannot be reached."""
     (position,) = broker().publish([(topic, text)])
+    published([topic])
     return position
+
+
+def published(topics_: Sequence[str]) -> None:
+    """Count published frames (metrics), by topic."""
+    for topic in topics_:
+        metrics.EVENTS_PUBLISHED.labels(topic=metrics.topic_label(topic)).inc()
 
 
 def revoke_on_commit(groups: Sequence[str]) -> None:
@@ -127,9 +135,11 @@ class Publisher:
         with self.lock:
             if len(self.queue) >= QUEUE_LIMIT:
                 self.dropped += 1
+                metrics.EVENTS_DROPPED.inc()
                 logger.error("publish queue full: dropped a frame (%d so far)", self.dropped)
                 return
             self.queue.append((topic, text))
+            metrics.EVENTS_QUEUED.set(len(self.queue))
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="publisher", daemon=True)
                 self.thread.start()
@@ -159,15 +169,18 @@ class Publisher:
             except Exception as exc:
                 with self.lock:
                     self.busy = False
+                metrics.EVENTS_PUBLISH_FAILURES.inc()
                 logger.warning("could not publish %d frame(s), retrying: %s", len(batch), exc)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue
             delay = 0.05
+            published([topic for topic, _ in batch])
             with self.lock:
                 for _ in batch:
                     self.queue.popleft()
                 self.busy = False
+                metrics.EVENTS_QUEUED.set(len(self.queue))
                 self.lock.notify_all()
 
 

@@ -355,6 +355,46 @@ def test_the_page_resumes_where_it_left_off_and_reads_nothing_again(open_page, s
     assert [r.url for r in reads if r.method == "GET"] == [], "the page read the list again"
 
 
+def test_the_items_table_follows_its_filter_live(open_page, stack, category):
+    """The items table shows one category's items under 10 and follows exactly that query: a
+    row that enters the shown set appears in place, one that leaves it disappears, and the
+    page never reads the list again."""
+    tag = unique("live")
+    cheap = create_item(stack, category, f"{tag}-a", price="5.00")
+    dear = create_item(stack, category, f"{tag}-b", price="50.00")
+    page = open_page()
+    filters = page.locator("#items .filters")
+    expect(filters.get_by_label("Category")).to_contain_text(category["name"], timeout=TIMEOUT)
+    filters.get_by_label("Category").select_option(category["uuid"])
+    filters.get_by_label("Price to").fill("10")
+    search(page, "items", tag)
+    expect(row(page, "items", cheap["sku"])).to_be_visible(timeout=TIMEOUT)
+    expect(row(page, "items", dear["sku"])).to_have_count(0)
+    page.wait_for_timeout(500)  # the subscription is made once the list is read
+    reads = []
+    page.on(
+        "request", lambda r: r.method == "GET" and "/catalog/items/" in r.url and reads.append(r)
+    )
+
+    entering = api(stack, "PATCH", f"/catalog/items/{dear['uuid']}/", json={"price": "7.00"})
+    assert entering.status_code == 200, entering.text
+    expect(row(page, "items", dear["sku"])).to_be_visible(timeout=TIMEOUT)
+    expect(row(page, "items", dear["sku"])).to_have_class(re.compile("flash"))
+    shot(page, "live-query-entered")
+    leaving = api(stack, "PATCH", f"/catalog/items/{cheap['uuid']}/", json={"price": "20.00"})
+    assert leaving.status_code == 200, leaving.text
+    expect(row(page, "items", cheap["sku"])).to_have_count(0, timeout=TIMEOUT)
+    created = create_item(stack, category, f"{tag}-c", price="1.00")
+    expect(row(page, "items", created["sku"])).to_be_visible(timeout=TIMEOUT)
+    elsewhere = create_item(stack, category, f"{tag}-d", price="99.00")  # not in the list
+    page.wait_for_timeout(1000)
+    expect(row(page, "items", elsewhere["sku"])).to_have_count(0)
+    # Rows are in the list's order (by SKU): -b before -c.
+    skus = page.locator("#items tbody tr td[data-field='sku']").all_text_contents()
+    assert skus == [dear["sku"], created["sku"]]
+    assert "GET" not in reads, "the page read the list again"
+
+
 def wait_until(page: Page, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """Wait, letting Playwright handle the page's events meanwhile (a plain sleep would not)."""
     waited = 0

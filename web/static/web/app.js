@@ -36,7 +36,7 @@ const usersSocket = new LiveSocket(
   (since) => ticketUrl("/identity/ws/check/users/", since),
   {
     frame: (frame) =>
-      frame.type === "check.result" ? checker.receive(frame) : changed(frame, users, userForm),
+      frame.type === "check.result" ? checker.receive(frame) : changed(frame, userForm),
     // The server could not replay what was sent while we were away: read the page again.
     lost: () => users.refetchSoon(),
     revoked: () => endSession("Your session was ended (password changed or account disabled)."),
@@ -55,7 +55,7 @@ const catalogSocket = new LiveSocket(
     frame: (frame) =>
       String(frame.type).startsWith("category.")
         ? loadCategories()
-        : changed(frame, items, itemForm),
+        : changed(frame, itemForm),
     lost: () => {
       loadCategories();
       items.refetchSoon();
@@ -76,24 +76,19 @@ function showConnection() {
   $("conn-text").textContent = CONNECTION_LABELS[state];
 }
 
-// A change event: update the row in place when it is on screen; anything that can move rows
-// between pages (creations, deletions, bulk events, which carry only uuids) refetches.
-function changed({ type, data }, table, form) {
+// A topic's change event: the tables follow their live queries (table.js); what is left here is
+// keeping the open form and the signed-in user's own record current.
+function changed({ type, data }, form) {
   if (typeof type !== "string" || !data) return;
   const action = type.slice(type.indexOf(".") + 1);
   if (action === "updated") {
     if (me && data.uuid === me.uuid) me = data;
-    table.update(data);
     form.remoteChange(data.uuid, false);
-    return;
-  }
-  if (action === "deleted") form.remoteChange(data.uuid, true);
-  if (action === "created") table.highlightNext(data.uuid);
-  if (action === "bulk_created") data.uuids.forEach((uuid) => table.highlightNext(uuid));
-  if (action === "bulk_updated" || action === "bulk_deleted") {
+  } else if (action === "deleted") {
+    form.remoteChange(data.uuid, true);
+  } else if (action === "bulk_updated" || action === "bulk_deleted") {
     data.uuids.forEach((uuid) => form.remoteChange(uuid, action === "bulk_deleted"));
   }
-  table.refetchSoon();
 }
 
 // --- tables and forms --------------------------------------------------------------------
@@ -101,8 +96,24 @@ function changed({ type, data }, table, form) {
 const yesNo = (value) => (value ? "yes" : "no");
 const day = (value) => (value ? new Date(value).toLocaleDateString() : "");
 
+// Each table follows exactly the list it shows, from the position that list was read at;
+// `data-live` on its section says when the server follows it.
+function following(socket, name, resource, table) {
+  return (query, position) => {
+    delete table.section.dataset.live;
+    socket.follow(name, resource, query, position, {
+      frame: (frame) => table.live(frame),
+      lost: () => table.refetchSoon(),
+      subscribed: () => {
+        table.section.dataset.live = "following";
+      },
+    });
+  };
+}
+
 const users = new PagedTable($("users"), {
   path: "/identity/users/",
+  orderBy: "name",
   columns: [
     { field: "name" },
     { field: "email" },
@@ -115,10 +126,12 @@ const users = new PagedTable($("users"), {
   canEdit: (row) => Boolean(me && (me.is_staff || row.uuid === me.uuid)),
   onEdit: (uuid, opener) => userForm.openEdit(uuid, opener),
   onError: failed,
+  onQuery: (query, position) => followUsers(query, position),
 });
 
 const items = new PagedTable($("items"), {
   path: "/catalog/items/",
+  orderBy: "sku",
   columns: [
     { field: "sku" },
     { field: "name" },
@@ -130,7 +143,11 @@ const items = new PagedTable($("items"), {
   canEdit: () => Boolean(me?.is_staff),
   onEdit: (uuid, opener) => itemForm.openEdit(uuid, opener),
   onError: failed,
+  onQuery: (query, position) => followItems(query, position),
 });
+
+const followUsers = following(usersSocket, "users", "user", users);
+const followItems = following(catalogSocket, "items", "item", items);
 
 const formOptions = { checker, onSessionEnded: () => endSession(), onError: failed };
 
@@ -157,9 +174,8 @@ const itemForm = new ResourceForm($("item-dialog"), {
 function saved(table, label, describe) {
   return (row, mode) => {
     say(`${label} ${describe(row)} ${mode === "create" ? "created" : "saved"}.`);
-    table.highlightNext(row.uuid);
-    // The change event will come too; showing the answer now makes the save feel immediate.
-    if (!table.update(row)) table.refetchSoon();
+    // The live query reports the row too; showing the answer now makes the save feel immediate.
+    table.update(row);
   };
 }
 
@@ -170,6 +186,22 @@ $("items").querySelector("[data-create]").addEventListener("click", (event) => {
   itemForm.openCreate(event.currentTarget);
 });
 
+// The items table's category filter: "any", then every category, keeping the choice.
+function setFilterOptions(select, options) {
+  const chosen = select.value;
+  const any = select.options[0];
+  select.replaceChildren(
+    any,
+    ...options.map(({ value, label }) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = label;
+      return option;
+    }),
+  );
+  select.value = options.some((option) => option.value === chosen) ? chosen : "";
+}
+
 // Returns the position the categories were read at.
 async function loadCategories() {
   try {
@@ -179,10 +211,9 @@ async function loadCategories() {
     );
     categories.clear();
     for (const category of data.results) categories.set(category.uuid, category.name);
-    itemForm.setOptions(
-      "category",
-      data.results.map((category) => ({ value: category.uuid, label: category.name })),
-    );
+    const options = data.results.map((category) => ({ value: category.uuid, label: category.name }));
+    itemForm.setOptions("category", options);
+    setFilterOptions($("items-category"), options);
     items.redraw();
     return position;
   } catch (error) {

@@ -5,6 +5,9 @@
 // server sends what was missed, or says in its `hello` that it cannot (`recovered: false`),
 // and only then is the page read again (`lost`). 4401 means the session was revoked:
 // reconnecting could only fail, so it stops.
+//
+// A socket also carries live queries (`follow`): each follows the rows of a REST list that
+// match a query string, and is subscribed again, from where it was, after every reconnection.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
@@ -22,7 +25,10 @@ export class LiveSocket {
     this.topic = topic;
     this.url = url;
     this.handlers = handlers;
-    this.position = null; // "<epoch>:<seq>" of the last frame seen of `topic`
+    this.positions = new Map(); // topic -> "<epoch>:<seq>" of the last frame seen of it
+    this.follows = new Map(); // id -> {resource, query, topic, since, frame(), lost()}
+    this.greeted = false; // this connection's hello has come: subscriptions may be sent
+    this.serial = 0;
     this.state = "offline";
     this.attempt = 0;
     this.socket = null;
@@ -40,8 +46,12 @@ export class LiveSocket {
   }
 
   // `since`: the position the page's data was read at (REST's X-Stream-Position), if known.
+  get position() {
+    return this.positions.get(this.topic) ?? null;
+  }
+
   start(since = null) {
-    this.position = since;
+    if (since) this.positions.set(this.topic, since);
     // Without a position (the server could not report one) nothing proves that no frame came
     // between the page's read and the first hello: read again once connected.
     this.unanchored = since === null;
@@ -54,6 +64,9 @@ export class LiveSocket {
 
   stop() {
     this.stopped = true;
+    this.follows.clear();
+    this.positions.clear();
+    this.greeted = false;
     window.removeEventListener("online", this.retryNow);
     clearTimeout(this.timer);
     this.timer = null;
@@ -107,21 +120,58 @@ export class LiveSocket {
   }
 
   received(frame) {
-    if (frame.topic === this.topic && typeof frame.seq === "number") {
-      this.position = `${frame.epoch}:${frame.seq}`;
+    if (frame.topic && typeof frame.seq === "number") {
+      this.positions.set(frame.topic, `${frame.epoch}:${frame.seq}`);
     }
     if (frame.type === "hello") {
+      if (frame.topic !== this.topic) return;
       // false: frames were lost (too long away, or the server's history was reset).
       if (frame.recovered === false || this.unanchored) this.handlers.lost?.();
       this.unanchored = false;
+      this.greeted = true;
+      for (const id of this.follows.keys()) this.sendSubscribe(id);
       return;
     }
-    this.handlers.frame?.(frame);
+    const follow = this.follows.get(frame.subscription ?? frame.id);
+    if (follow && frame.type === "subscribed") {
+      follow.topic = frame.topic;
+      if (frame.recovered === false) follow.lost();
+      else follow.subscribed?.();
+    } else if (follow && frame.subscription !== undefined) {
+      follow.frame(frame);
+    } else if (follow && frame.type === "error") {
+      follow.lost(); // refused: show the list as read, not live
+    } else {
+      this.handlers.frame?.(frame);
+    }
+  }
+
+  // Follow the rows of `resource` matching `query` (a REST list's query string, read at
+  // `since`) in place of whatever `name` followed before: frame(rowFrame), lost(), and
+  // subscribed() once the server follows it.
+  follow(name, resource, query, since, { frame, lost, subscribed }) {
+    for (const [id, follow] of this.follows) {
+      if (follow.name !== name) continue;
+      this.follows.delete(id);
+      this.send({ type: "unsubscribe", id });
+    }
+    const id = `${name}-${++this.serial}`;
+    this.follows.set(id, { name, resource, query, since, topic: null, frame, lost, subscribed });
+    if (this.greeted) this.sendSubscribe(id);
+  }
+
+  sendSubscribe(id) {
+    const follow = this.follows.get(id);
+    const since = (follow.topic && this.positions.get(follow.topic)) || follow.since;
+    const frame = { type: "subscribe", id, resource: follow.resource, filter: follow.query };
+    if (since) frame.since = since;
+    this.send(frame);
   }
 
   closed(socket, event, openedAt) {
     if (socket !== this.socket || this.stopped) return; // we closed it, or replaced it
     this.socket = null;
+    this.greeted = false;
     if (event.code === CLOSE_REVOKED) {
       this.stop();
       this.handlers.revoked?.();

@@ -1,6 +1,8 @@
-// A paged, searchable table of one REST list (`{count, results}` pages), kept current by the
-// change events: an updated row is replaced in place, anything that moves rows between pages
-// (a creation, a deletion, a bulk write) refetches the page being shown.
+// A paged, searchable, filterable table of one REST list (`{count, results}` pages), kept
+// current by a live query with exactly the query string shown (search and filters): the server
+// says, row by row, what each write did to this list (created, updated, entered, left,
+// deleted), and the row appears, changes or disappears in place, highlighted, without the page
+// being read again.
 import { request, withQuery } from "./api.js";
 
 const SEARCH_DELAY_MS = 300;
@@ -8,12 +10,17 @@ const SEARCH_DELAY_MS = 300;
 const REFETCH_DELAY_MS = 150;
 
 export class PagedTable {
-  // columns: [{field, format?(value, row), className?}]; canEdit(row) -> bool;
-  // onEdit(uuid); onError(ApiError).
-  constructor(section, { path, columns, canEdit, onEdit, onError }) {
+  // columns: [{field, format?(value, row), className?}]; orderBy: the field the list is
+  // sorted by (the API's default ordering); canEdit(row) -> bool; onEdit(uuid);
+  // onError(ApiError); onQuery(queryString, position): the shown query changed and was read
+  // at `position` (the owner follows it live from there).
+  constructor(section, { path, columns, orderBy, canEdit, onEdit, onError, onQuery }) {
     this.section = section;
     this.path = path;
     this.columns = columns;
+    this.orderBy = orderBy;
+    this.onQuery = onQuery;
+    this.filters = section.querySelector(".filters");
     this.canEdit = canEdit;
     this.onEdit = onEdit;
     this.onError = onError;
@@ -27,7 +34,6 @@ export class PagedTable {
     this.page = 1;
     this.count = 0;
     this.rows = new Map(); // uuid -> the row's data, for the page on screen
-    this.fresh = new Set(); // uuids to highlight when they next appear
     this.sequence = 0; // only the newest response may render
     this.position = null; // the X-Stream-Position of the page on screen
     this.refetchTimer = null;
@@ -50,6 +56,22 @@ export class PagedTable {
         this.go(1);
       }
     });
+    this.filters?.addEventListener("change", () => this.go(1));
+    this.filters?.addEventListener("input", (event) => {
+      if (event.target.tagName !== "INPUT") return;
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(() => this.go(1), SEARCH_DELAY_MS);
+    });
+  }
+
+  // The list's query string as shown: search and filters, not paging. A live query follows
+  // exactly this, so the rows it reports are the rows this list would hold.
+  get query() {
+    const params = { search: this.search.value.trim() };
+    for (const field of this.filters?.querySelectorAll("[name]") ?? []) {
+      params[field.name] = field.value.trim();
+    }
+    return withQuery("", params).replace(/^\?/, "");
   }
 
   go(page) {
@@ -59,17 +81,16 @@ export class PagedTable {
 
   async load() {
     const sequence = ++this.sequence;
-    const url = withQuery(this.path, {
-      search: this.search.value.trim(),
-      page: this.page,
-      page_size: this.pageSize.value,
-    });
+    const query = this.query;
+    const paging = new URLSearchParams({ page: this.page, page_size: this.pageSize.value });
+    const url = `${this.path}?${paging}${query ? `&${query}` : ""}`;
     this.section.setAttribute("aria-busy", "true");
     try {
       const { data, position } = await request("GET", url);
       if (sequence === this.sequence) {
         this.position = position;
         this.render(data);
+        this.onQuery?.(query, position);
       }
     } catch (error) {
       if (sequence !== this.sequence) return;
@@ -90,12 +111,61 @@ export class PagedTable {
     this.count = count;
     this.rows = new Map(results.map((row) => [row.uuid, row]));
     this.body.replaceChildren(...results.map((row) => this.renderRow(row)));
-    this.fresh.clear();
-    this.empty.hidden = results.length > 0;
-    const pages = Math.max(1, Math.ceil(count / Number(this.pageSize.value)));
-    this.info.textContent = `Page ${this.page} of ${pages} · ${count} in all`;
+    this.showCount();
+  }
+
+  showCount() {
+    this.empty.hidden = this.rows.size > 0;
+    const pages = Math.max(1, Math.ceil(this.count / Number(this.pageSize.value)));
+    this.info.textContent = `Page ${Math.min(this.page, pages)} of ${pages} · ${this.count} in all`;
     this.previous.disabled = this.page <= 1;
     this.next.disabled = this.page >= pages;
+  }
+
+  // One frame of the live query: what a write did to this list.
+  live({ type, data }) {
+    const action = type.slice(type.indexOf(".") + 1);
+    const shown = this.rows.has(data.uuid);
+    if (action === "updated" && shown) {
+      this.remove(data.uuid, false);
+      this.place(data);
+    } else if (action === "updated" || action === "created" || action === "entered") {
+      if (action !== "updated") this.count += 1;
+      this.place(data);
+    } else if (action === "left" || action === "deleted") {
+      this.count = Math.max(0, this.count - 1);
+      if (shown) this.remove(data.uuid, true);
+    }
+    this.showCount();
+  }
+
+  // Put a row where the list's order puts it, if that is on this page.
+  place(row) {
+    const rows = [...this.rows.values()];
+    const key = (r) => String(r[this.orderBy] ?? "");
+    const before = (a, b) => key(a).localeCompare(key(b), undefined, { sensitivity: "base" }) < 0;
+    const at = rows.findIndex((other) => before(row, other));
+    const full = rows.length >= Number(this.pageSize.value);
+    const lastPage = this.page * Number(this.pageSize.value) >= this.count;
+    // Past the last row of a full page, it belongs to a later page.
+    if (at === -1 && full && !lastPage) return;
+    // Before the first row of a later page, it belongs to an earlier page.
+    if (at === 0 && this.page > 1) return;
+    const tr = this.renderRow(row);
+    flash(tr);
+    const next = at === -1 ? null : this.body.children[at];
+    this.body.insertBefore(tr, next);
+    rows.splice(at === -1 ? rows.length : at, 0, row);
+    this.rows = new Map(rows.map((r) => [r.uuid, r]));
+  }
+
+  remove(uuid, fade) {
+    this.rows.delete(uuid);
+    const tr = this.body.querySelector(`tr[data-uuid="${CSS.escape(uuid)}"]`);
+    if (!tr) return;
+    if (!fade) return tr.remove();
+    tr.classList.add("leaving");
+    tr.addEventListener("animationend", () => tr.remove(), { once: true });
   }
 
   // Redraw the rows on screen, e.g. once category names are known.
@@ -127,7 +197,6 @@ export class PagedTable {
       actions.append(edit);
     }
     tr.append(actions);
-    if (this.fresh.delete(row.uuid)) flash(tr);
     return tr;
   }
 
@@ -144,10 +213,6 @@ export class PagedTable {
     flash(replacement);
     current.replaceWith(replacement);
     return true;
-  }
-
-  highlightNext(uuid) {
-    this.fresh.add(uuid);
   }
 }
 

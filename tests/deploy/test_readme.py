@@ -1,0 +1,112 @@
+"""
+The README's quick start, as a newcomer follows it: `make run` in one terminal, the commands
+the README prints for a second terminal pasted as they are, and their writes reaching the
+embedded server's sockets within a second (no Redis: through the SQLite history every process
+of the machine shares).
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+
+import httpx
+import pytest
+import websockets
+
+from tests.live import stop_process
+from tests.stack import ROOT, answers, make, wait_for
+
+pytestmark = pytest.mark.stack  # `make run` serves on the stack's port 8000
+
+WS = "ws://127.0.0.1:8000"
+PASSWORD = "readme-Tester-secret-42"
+
+
+def second_terminal_block() -> str:
+    """The shell block the README marks `<!-- second terminal -->`."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- second terminal -->\s*```sh\n(.*?)```", readme, re.S)
+    assert found, "the README lost its second-terminal block"
+    return found.group(1)
+
+
+async def collect(url: str, frames: list[tuple[float, dict]]) -> None:
+    """Every frame of one socket, with when it came, until cancelled."""
+    async with websockets.connect(url, origin="http://127.0.0.1") as socket:
+        while True:
+            frames.append((time.monotonic(), json.loads(await socket.recv())))
+
+
+def test_the_quick_start_works_as_printed(tmp_path, stack_ports):
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "REDIS_", "DATABASE_"))
+    }  # fmt: skip
+    # As in a checkout of its own: the database and the history in a temporary directory.
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    env["DJANGO_WS_LOCAL_HISTORY"] = str(tmp_path / "realtime.db")
+    make("stack-stop", env)  # port 8000 is the stack's
+    assert not answers(8000)
+    log = (tmp_path / "run.log").open("w")
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: answers(8000), 120, "make run did not serve on :8000")
+        token = signed_in_token(env)
+        ops: list[tuple[float, dict]] = []
+        catalog: list[tuple[float, dict]] = []
+
+        async def scenario() -> tuple[subprocess.CompletedProcess, float]:
+            listening = [
+                asyncio.create_task(collect(f"{WS}/identity/ws/check/ops/?token={token}", ops)),
+                asyncio.create_task(collect(f"{WS}/catalog/ws/", catalog)),
+            ]
+            await asyncio.sleep(1)
+            # A second terminal: a fresh shell in the checkout, the README's lines as printed.
+            result = await asyncio.to_thread(
+                subprocess.run, ["bash", "-e", "-c", second_terminal_block()], cwd=ROOT,
+                env=env, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            done = time.monotonic()
+            await asyncio.sleep(1.5)
+            for task in listening:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            return result, done
+
+        result, done = asyncio.run(scenario())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        stop_process(server)
+        log.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"token"' in result.stdout
+    assert "Sent to group ops" in result.stdout
+    messages = [(at, f) for at, f in ops if f["type"] == "message"]
+    assert [f["message"] for _, f in messages] == [{"text": "maintenance at 18:00"}]
+    imported = [(at, f) for at, f in catalog if f["type"].startswith("item.bulk_")]
+    assert imported, "the import reached no socket"
+    # Within a second of the command that wrote (the last of them ended at `done`).
+    assert max(at for at, _ in messages + imported) < done + 1.0
+
+
+def signed_in_token(env: dict[str, str]) -> str:
+    """A user of the test's own, and a token for it, on the `make run` server."""
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "createsuperuser", "--noinput",
+         "--name", "tester", "--email", "tester@example.com"],
+        cwd=ROOT, env={**env, "DJANGO_DEBUG": "on", "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    response = httpx.post("http://127.0.0.1:8000/identity/token/", timeout=30,
+                          json={"username": "tester", "password": PASSWORD})  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
