@@ -13,7 +13,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from identity.models import Token, User
-from identity.permissions import UserPermission
+from identity.permissions import SuperuserPermission, UserPermission
 from identity.serializers import (
     SetPasswordSerializer,
     TokenRequestSerializer,
@@ -29,7 +29,7 @@ class UserViewSet(BulkModelViewSet):
     queryset = User.objects.all()
     serializer_class = UserSerializer
     service = users
-    permission_classes = [UserPermission]
+    permission_classes = [UserPermission, SuperuserPermission]
     lookup_field = "uuid"
     filterset_fields = ["enable", "is_staff"]
     search_fields = ["name", "email", "phone"]

@@ -261,18 +261,34 @@ class BulkCreateModelMixin(mixins.CreateModelMixin):
         return Response(serializer.data, status=status.HTTP_201_CREATED)
 
 
-class BulkUpdateModelMixin:
+class BulkPermissionMixin:
+    """Object-level permission for bulk writes. A permission class that defines
+    `has_bulk_permission(request, view, queryset)` decides on the whole set of rows a bulk
+    update or delete would touch; one refusal refuses the request (403), nothing written.
+    Keep it to a query or two: it runs once per request, not once per row."""
+
+    def check_bulk_permissions(self, request: Request, queryset: QuerySet) -> None:
+        for permission in self.get_permissions():
+            allowed = getattr(permission, "has_bulk_permission", None)
+            if allowed is not None and not allowed(request, self, queryset):
+                self.permission_denied(
+                    request,
+                    message=getattr(permission, "message", None),
+                    code=getattr(permission, "code", None),
+                )
+
+
+class BulkUpdateModelMixin(BulkPermissionMixin):
     """PUT or PATCH a list of objects, each naming its row by primary key."""
 
     def bulk_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)
-        serializer = self.get_serializer(
-            self.filter_queryset(self.get_queryset()),
-            data=request.data,
-            many=True,
-            partial=partial,
-        )
+        queryset = self.filter_queryset(self.get_queryset())
+        serializer = self.get_serializer(queryset, data=request.data, many=True, partial=partial)
         serializer.is_valid(raise_exception=True)
+        self.check_bulk_permissions(
+            request, queryset.filter(pk__in=[row.pk for row in serializer.instances])
+        )
         self.perform_bulk_update(serializer)
         return Response(serializer.data)
 
@@ -281,7 +297,7 @@ class BulkUpdateModelMixin:
         return self.bulk_update(request, *args, **kwargs)
 
 
-class BulkDestroyModelMixin:
+class BulkDestroyModelMixin(BulkPermissionMixin):
     """DELETE the filtered set; refused unless a real filter narrowed it."""
 
     def bulk_destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -293,6 +309,7 @@ class BulkDestroyModelMixin:
                 }
             )
         queryset = self.filter_queryset(self.get_queryset())
+        self.check_bulk_permissions(request, queryset)
         self.perform_bulk_destroy(queryset)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

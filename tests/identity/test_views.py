@@ -238,6 +238,66 @@ def test_set_password_runs_the_password_validators(staff_client, user):
     assert "password" in response.json()
 
 
+# --- superusers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return StaffFactory(name="super", is_superuser=True)
+
+
+def superuser_writes(superuser: User) -> list[tuple[str, str, dict | None]]:
+    url = detail(superuser)
+    return [
+        ("patch", url, {"comment": "owned"}),
+        ("patch", url, {"enable": False}),
+        ("put", url, {"name": "super", "email": "evil@example.com"}),
+        ("post", f"{url}set_password/", {"password": "attacker-Chosen-99"}),
+        ("put", f"{url}set_password/", {"password": "attacker-Chosen-99"}),
+        ("delete", url, None),
+    ]
+
+
+def test_staff_cannot_write_a_superuser(staff_client, superuser):
+    for method, url, body in superuser_writes(superuser):
+        response = getattr(staff_client, method)(url, body, format="json")
+        assert response.status_code == 403, (method, url)
+        assert "superuser" in response.json()["detail"]
+    superuser.refresh_from_db()
+    assert (superuser.comment, superuser.enable, superuser.email) == ("", True, "super@example.com")
+    assert superuser.check_password(PASSWORD)
+    assert staff_client.get(detail(superuser)).status_code == 200  # reading is fine
+
+
+def test_a_superuser_writes_a_superuser(superuser):
+    client = client_for(StaffFactory(is_superuser=True))
+    for method, url, body in superuser_writes(superuser):
+        expected = 204 if "set_password" in url or method == "delete" else 200
+        assert getattr(client, method)(url, body, format="json").status_code == expected
+    assert not User.objects.filter(pk=superuser.pk).exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_bulk_update_touching_a_superuser_is_refused_whole(staff_client, user, superuser, method):
+    batch = [
+        {"uuid": str(user.uuid), "name": "alice", "email": "alice@example.com", "comment": "x"},
+        {"uuid": str(superuser.uuid), "name": "super", "email": "super@example.com",
+         "enable": False},
+    ]  # fmt: skip
+    response = getattr(staff_client, method)(USERS, batch, format="json")
+    assert response.status_code == 403
+    user.refresh_from_db()
+    superuser.refresh_from_db()
+    assert (user.comment, superuser.enable) == ("", True)
+
+
+def test_a_bulk_delete_touching_a_superuser_is_refused_whole(staff_client, user, superuser):
+    assert staff_client.delete(f"{USERS}?is_staff=true").status_code == 403  # root, super
+    assert User.objects.filter(is_staff=True).count() == 2
+    assert staff_client.delete(f"{USERS}?is_staff=false").status_code == 204
+    assert not User.objects.filter(pk=user.pk).exists()
+
+
 # --- disabled users ----------------------------------------------------------------------
 
 
