@@ -44,15 +44,71 @@ def test_list_is_paginated_with_a_capped_page_size(user_client):
     assert len(user_client.get(USERS, {"page_size": 5000}).json()["results"]) == 6
 
 
-def test_list_filters_searches_and_orders(user_client):
+def test_list_filters_searches_and_orders(user_client, staff_client):
     UserFactory(name="zed", enable=False, phone="+14155550123")
     assert [u["name"] for u in user_client.get(USERS, {"enable": "false"}).json()["results"]] == [
         "zed"
     ]
-    assert user_client.get(USERS, {"search": "+1415555"}).json()["count"] == 1
-    assert user_client.get(USERS, {"search": "zed@example"}).json()["count"] == 1
+    assert user_client.get(USERS, {"search": "ze"}).json()["count"] == 1
+    assert staff_client.get(USERS, {"search": "+1415555"}).json()["count"] == 1
+    assert staff_client.get(USERS, {"search": "zed@example"}).json()["count"] == 1
     names = [u["name"] for u in user_client.get(USERS, {"ordering": "-name"}).json()["results"]]
     assert names == sorted(names, reverse=True)
+
+
+# --- privacy -------------------------------------------------------------------------------
+
+PUBLIC = {"uuid", "name", "enable", "is_staff", "date_joined"}
+EVERY = PUBLIC | {"email", "phone", "comment"}
+
+
+def test_others_show_only_their_public_fields_to_non_staff(user_client, user, staff):
+    rows = {row["name"]: row for row in user_client.get(USERS).json()["results"]}
+    assert set(rows["root"]) == PUBLIC
+    assert set(rows["alice"]) == EVERY
+    assert set(user_client.get(detail(staff)).json()) == PUBLIC
+    assert set(user_client.get(detail(user)).json()) == EVERY
+
+
+def test_staff_sees_every_field_of_everyone(staff_client, user):
+    assert all(set(row) == EVERY for row in staff_client.get(USERS).json()["results"])
+    assert set(staff_client.get(detail(user)).json()) == EVERY
+
+
+def test_public_representation_keeps_the_public_fields_alone(user):
+    from identity.serializers import PUBLIC_FIELDS, UserSerializer, public_representation
+
+    full = UserSerializer(user).data  # no request: the full record, as events carry it
+    assert set(full) == EVERY
+    assert set(PUBLIC_FIELDS) == PUBLIC
+    assert public_representation(full) == {name: full[name] for name in PUBLIC}
+
+
+@pytest.mark.parametrize("term", ["secret-mail", "corp.example", "+1415555"])
+def test_search_by_contact_details_is_for_staff_only(user_client, staff_client, term):
+    UserFactory(name="bob", email="secret-mail@corp.example", phone="+14155550123")
+    assert user_client.get(USERS, {"search": term}).json()["count"] == 0
+    assert staff_client.get(USERS, {"search": term}).json()["count"] == 1
+
+
+@pytest.mark.parametrize("ordering", ["email", "-email", "phone"])
+def test_ordering_by_contact_details_is_for_staff_only(user_client, staff_client, ordering):
+    UserFactory(name="a-user", email="z@example.com")
+    UserFactory(name="z-user", email="a@example.com")
+    by_name = ["a-user", "alice", "root", "z-user"]
+    names = [
+        row["name"] for row in user_client.get(USERS, {"ordering": ordering}).json()["results"]
+    ]
+    assert names == by_name
+    if ordering == "email":
+        staff_rows = staff_client.get(USERS, {"ordering": ordering}).json()["results"]
+        assert staff_rows[0]["name"] == "z-user"
+
+
+def test_the_schema_says_only_the_public_fields_are_sure_to_be_there(anon):
+    schema = anon.get("/schema/?format=json").json()["components"]["schemas"]
+    assert set(schema["User"]["required"]) == {"uuid", "name", "date_joined"}
+    assert {"name", "email"} <= set(schema["UserRequest"]["required"])
 
 
 def test_unknown_or_malformed_uuid_is_404(user_client):
