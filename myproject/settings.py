@@ -196,7 +196,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "myproject.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -239,6 +239,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=32 * 1024
 WS_MAX_FRAME = env.int("DJANGO_WS_MAX_FRAME", default=65536)
 WS_CHECK_RATE = _rate("DJANGO_WS_CHECK_RATE", "50/s")
 WS_MAX_SOCKETS_PER_USER = env.int("DJANGO_WS_MAX_SOCKETS_PER_USER", default=50)
+SEARCH_MAX_TERMS = env.int("DJANGO_SEARCH_MAX_TERMS", default=10)
 
 # Security: TLS ends at nginx
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
