@@ -62,10 +62,12 @@ def test_non_staff_cannot_write_with_any_verb(request, who, status, item):
 
 
 def test_staff_writes_with_every_verb(staff_client, item):
+    elsewhere = ItemFactory()  # so that deleting a category's items is not deleting all
     expected = [201, 201, 200, 200, 200, 200, 204, 404]  # the last row is gone by then
     got = [getattr(staff_client, m)(u, b, format="json").status_code for m, u, b in verbs(item)]
     assert got == expected
     assert not Item.objects.filter(category=item.category).exists()
+    assert Item.objects.filter(pk=elsewhere.pk).exists()
 
 
 def test_staff_manages_categories(staff_client):

@@ -223,7 +223,10 @@ def test_bulk_destroy_by_search(staff_client, staff):
         "?page_size=10",
         "?search=",
         "?search=%20%20",
+        "?search=,,",
+        "?search=%2C%20%2C",
         "?enable=",
+        "?enable=%20",
         "?unknown=1",
     ],
 )
@@ -234,6 +237,24 @@ def test_bulk_destroy_without_a_real_filter_is_refused(staff_client, query):
     assert response.status_code == 400
     assert "filter" in response.json()["detail"]
     assert User.objects.count() == before
+
+
+@pytest.mark.parametrize("query", ['?search=""', "?search=''", '?search="" ""', "?search=e"])
+def test_bulk_destroy_of_a_filter_matching_every_row_is_refused(staff_client, query):
+    # An empty quoted phrase is one empty term, which every row contains: it used to pass the
+    # guard and delete every user. Any search that every row matches is refused the same way.
+    UserFactory.create_batch(2)
+    before = User.objects.count()
+    response = staff_client.delete(f"{USERS}{query}")
+    assert response.status_code == 400
+    assert "every row" in response.json()["detail"]
+    assert User.objects.count() == before
+
+
+def test_bulk_destroy_of_everything_but_one_row_is_allowed(staff_client, staff):
+    UserFactory.create_batch(2, enable=False)
+    assert staff_client.delete(f"{USERS}?enable=false").status_code == 204
+    assert list(User.objects.all()) == [staff]
 
 
 def test_non_staff_cannot_bulk_destroy(user_client):
