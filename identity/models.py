@@ -18,6 +18,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from myproject.limits import TEXT_MAX_LENGTH
+
 phone_validator = RegexValidator(
     r"^\+[1-9]\d{6,14}$",
     "Enter a phone number in international E.164 form, e.g. +14155550123.",
@@ -55,7 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         unique=True, error_messages={"unique": "A user with that email already exists."}
     )
     phone = models.CharField(max_length=16, blank=True, validators=[phone_validator])
-    comment = models.TextField(blank=True)
+    comment = models.TextField(blank=True, max_length=TEXT_MAX_LENGTH)
     enable = models.BooleanField(default=True, help_text="A disabled user cannot log in.")
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

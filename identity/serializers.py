@@ -113,7 +113,8 @@ class SetPasswordSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    # No name is longer: a longer one is refused before any query.
+    username = serializers.CharField(max_length=User._meta.get_field("name").max_length)
     password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

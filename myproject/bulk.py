@@ -190,9 +190,14 @@ class BulkListSerializer(serializers.ListSerializer):
         own = [instance.pk for instance in instances if instance is not None]
         taken: dict[str, set] = {}
         for name in unique:
-            source = self.child.fields[name].source
+            field = self.child.fields[name]
+            # Only values the field could take: a longer one fails validation anyway, and would
+            # only lengthen the query (a statement over max_allowed_packet fails whole).
+            longest = getattr(field, "max_length", None)
             values = [item.get(name) for item in data if isinstance(item, Mapping)]
-            values = [value for value in values if isinstance(value, str) and value]
+            values = [v for v in values if isinstance(v, str) and v]
+            values = [v for v in values if longest is None or len(v) <= longest]
+            source = field.source
             rows = self.model._default_manager.filter(**{f"{source}__in": values})
             rows = rows.exclude(pk__in=own).values_list(source, flat=True)
             taken[name] = {_unique_key(value) for value in rows}
