@@ -22,7 +22,7 @@ from identity.serializers import (
     UserSerializer,
 )
 from identity.services import users
-from identity.throttling import LoginAddressThrottle, LoginNameThrottle
+from identity.throttling import LoginThrottle
 from myproject.bulk import BulkModelViewSet
 
 
@@ -78,7 +78,7 @@ class TokenView(APIView):
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
         if self.request.method == "POST":
-            throttles += [LoginAddressThrottle(), LoginNameThrottle()]
+            throttles.append(LoginThrottle())
         return throttles
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})

@@ -1,10 +1,12 @@
-"""Token login and logout, and the brute-force limits on them."""
+"""Token login and logout, and the limit on failed logins."""
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
 
 from identity.models import Token
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,20 +60,62 @@ def test_logout_needs_authentication(anon):
     assert anon.delete(TOKEN).status_code == 401
 
 
-def test_login_is_throttled_per_address(anon, user, monkeypatch):
-    from rest_framework.throttling import SimpleRateThrottle
-
+@pytest.fixture
+def three_per_minute(monkeypatch):
     monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "login", "3/min")
+
+
+def test_failed_logins_are_limited_per_address(anon, user, three_per_minute):
     codes = [login(anon, f"name{i}", "x").status_code for i in range(4)]
     assert codes == [400, 400, 400, 429]
-    # The right password does not get through either while throttled.
-    assert login(anon, "alice").status_code == 429
+    # The right password does not get through either while throttled...
+    refused = login(anon, "alice")
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+    # ...but another address is not concerned.
+    assert login(anon, "alice", REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
-def test_login_is_throttled_per_name_across_addresses(anon, user, monkeypatch):
-    from rest_framework.throttling import SimpleRateThrottle
+def test_successful_logins_do_not_count(anon, user, three_per_minute):
+    assert [login(anon, "alice").status_code for _ in range(5)] == [200] * 5
+    assert [login(anon, "alice", "typo").status_code for _ in range(2)] == [400, 400]
+    assert login(anon, "alice").status_code == 200  # below the limit, the right password works
 
-    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "login", "3/min")
-    codes = [login(anon, "alice", "x", REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(4)]
-    assert codes == [400, 400, 400, 429]
-    assert login(anon, "bob", "x", REMOTE_ADDR="10.0.0.99").status_code == 400
+
+def test_failures_on_one_name_from_many_addresses_do_not_lock_its_owner_out(
+    anon, user, three_per_minute
+):
+    codes = [login(anon, "alice", "x", REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(9)]
+    assert codes == [400] * 9
+    assert login(anon, "alice").status_code == 200
+
+
+def test_the_admin_login_form_shares_the_limit(user, three_per_minute):
+    UserFactory(name="boss", is_staff=True)
+    form = Client()
+    for _ in range(2):
+        failed = form.post("/admin/login/", {"username": "boss", "password": "x"})
+        assert failed.status_code == 200  # the form again, with its error
+    assert login(APIClient(), "alice", "x").status_code == 400  # the third failure
+    refused = form.post("/admin/login/", {"username": "boss", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert refused["Content-Type"] == "application/json"
+    assert 0 < int(refused["Retry-After"]) <= 60
+    assert form.get("/admin/login/").status_code == 200  # showing the form is not limited
+    assert login(APIClient(), "alice").status_code == 429
+    other = Client(REMOTE_ADDR="10.0.0.3")
+    assert (
+        other.post("/admin/login/", {"username": "boss", "password": PASSWORD}).status_code == 302
+    )
+
+
+def test_off_disables_the_login_limit(anon, user, monkeypatch):
+    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "login", None)
+    assert [login(anon, "alice", "x").status_code for _ in range(12)] == [400] * 12
+
+
+def test_a_name_longer_than_any_is_refused_before_a_query(anon, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = login(anon, "x" * 151)
+    assert response.status_code == 400
+    assert "username" in response.json()
