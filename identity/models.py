@@ -4,13 +4,18 @@ Users and their API tokens.
 `User` is `AUTH_USER_MODEL`: a uuid primary key (never a guessable sequence), `name` to log in
 with, `enable` as the active flag (Django's `is_active` reads it, so a disabled user fails
 every authentication backend). `Token` allows several tokens per user (one per device, each
-revocable on its own); only a SHA-256 digest of each is stored.
+revocable on its own); only a SHA-256 digest of each is stored. A token lives `TOKEN_TTL`
+(`DJANGO_TOKEN_TTL`) from its creation; whatever accepts tokens asks for unexpired ones:
+
+    Token.objects.by_key(key).unexpired().first()     # None once it has expired
 """
 
+import datetime
 import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -84,15 +89,26 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class TokenManager(models.Manager["Token"]):
+def _expiry() -> datetime.datetime:
+    """Tokens created at or before this instant have expired."""
+    return timezone.now() - settings.TOKEN_TTL
+
+
+class TokenQuerySet(models.QuerySet["Token"]):
+    def by_key(self, key: str) -> "TokenQuerySet":
+        """The token with this key (at most one), with its user."""
+        return self.select_related("user").filter(digest=_digest(key))
+
+    def unexpired(self) -> "TokenQuerySet":
+        """The tokens younger than `TOKEN_TTL` (`Token.is_expired` is false)."""
+        return self.filter(created__gt=_expiry())
+
+
+class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
     def issue(self, user: User) -> tuple["Token", str]:
         """A new token for `user`; the plain key is returned once and never stored."""
         key = secrets.token_hex(20)
         return self.create(digest=_digest(key), user=user), key
-
-    def by_key(self, key: str) -> models.QuerySet["Token"]:
-        """The token with this key (at most one), with its user."""
-        return self.select_related("user").filter(digest=_digest(key))
 
 
 class Token(models.Model):
@@ -104,3 +120,7 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user_id} from {self.created:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.created <= _expiry()

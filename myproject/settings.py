@@ -6,6 +6,8 @@ process. Production sets `DATABASE_URL` (MySQL/MariaDB) and `REDIS_URL` (channel
 shared cache). The variables and their defaults are the contract's, see README.md.
 """
 
+import datetime
+import re
 from pathlib import Path
 
 import environ
@@ -20,6 +22,21 @@ def _rate(name: str, default: str) -> str | None:
     """A throttle rate from the environment; `off` disables it (benchmarks)."""
     value = env.str(name, default=default).strip()
     return None if value.lower() == "off" else value
+
+
+def _duration(name: str, default: str) -> datetime.timedelta:
+    """A duration from the environment: a positive number and a unit, as in `30d`, `12h`,
+    `90m`, `3600s`."""
+    value = env.str(name, default=default).strip().lower()
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    match = re.fullmatch(r"([0-9]+) *([dhms])", value)
+    try:
+        duration = datetime.timedelta(**{units[match[2]]: int(match[1])}) if match else None
+    except OverflowError:
+        duration = None
+    if not duration:
+        raise ImproperlyConfigured(f"{name}: a positive number and a unit (30d, 12h, 90m, 3600s).")
+    return duration
 
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#core-settings
@@ -115,6 +132,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# A token's life from its creation; older ones are refused (identity.authentication).
+TOKEN_TTL = _duration("DJANGO_TOKEN_TTL", "30d")
 
 # Static files (collected for nginx)
 # ------------------------------------------------------------------------------

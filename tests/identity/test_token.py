@@ -1,11 +1,16 @@
-"""Token login and logout, and the limit on failed logins."""
+"""Token login and logout, the limit on failed logins, and the tokens' lifetime."""
+
+import datetime
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from identity.models import Token
+from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +124,62 @@ def test_a_name_longer_than_any_is_refused_before_a_query(anon, django_assert_nu
         response = login(anon, "x" * 151)
     assert response.status_code == 400
     assert "username" in response.json()
+
+
+# --- lifetime ------------------------------------------------------------------------------
+
+
+def age(token_owner, **delta: int) -> None:
+    Token.objects.filter(user=token_owner).update(
+        created=timezone.now() - datetime.timedelta(**delta)
+    )
+
+
+def test_a_token_expires_its_lifetime_after_creation(user, settings):
+    settings.TOKEN_TTL = datetime.timedelta(days=30)
+    client = client_for(user)
+    age(user, days=29, hours=23)
+    assert client.get("/identity/users/").status_code == 200
+    age(user, days=30, seconds=1)
+    response = client.get("/identity/users/")
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_unexpired_and_is_expired_agree(user, settings):
+    settings.TOKEN_TTL = datetime.timedelta(hours=12)
+    young, _ = Token.objects.issue(user)
+    old, _ = Token.objects.issue(user)
+    Token.objects.filter(pk=old.pk).update(created=timezone.now() - datetime.timedelta(hours=13))
+    old.refresh_from_db()
+    assert list(Token.objects.unexpired()) == [young]
+    assert (young.is_expired, old.is_expired) == (False, True)
+    key = Token.objects.issue(user)[1]
+    assert Token.objects.by_key(key).unexpired().get().user == user
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("30d", datetime.timedelta(days=30)), ("12h", datetime.timedelta(hours=12)),
+     ("90m", datetime.timedelta(minutes=90)), ("3600s", datetime.timedelta(seconds=3600))],
+)  # fmt: skip
+def test_token_ttl_reads_a_number_and_a_unit(monkeypatch, value, expected):
+    from myproject.settings import _duration
+
+    monkeypatch.setenv("DJANGO_TOKEN_TTL", value)
+    assert _duration("DJANGO_TOKEN_TTL", "30d") == expected
+
+
+@pytest.mark.parametrize("value", ["", "30", "0d", "-1d", "1w", "1.5h", "d"])
+def test_token_ttl_refuses_anything_else(monkeypatch, value):
+    from myproject.settings import _duration
+
+    monkeypatch.setenv("DJANGO_TOKEN_TTL", value)
+    with pytest.raises(ImproperlyConfigured):
+        _duration("DJANGO_TOKEN_TTL", "30d")
+
+
+def test_the_default_lifetime_is_30_days(settings):
+    from myproject.settings import TOKEN_TTL
+
+    assert datetime.timedelta(days=30) == TOKEN_TTL
