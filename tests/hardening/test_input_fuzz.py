@@ -10,7 +10,8 @@ Found here before the fixes: RecursionError on deep nesting (500); lone surrogat
 batch (500: the uniqueness lookup ran before validation) and in a login name (500: the per-name
 throttle hashed it); `adjust_stock` past 2**31-1 (500: MySQL's out-of-range error); and 503s,
 as if the database were down, for a 20 MB string in a unique field or a login name and for a
-bulk batch of long texts (statements over MySQL's max_allowed_packet).
+bulk batch of long texts (statements over MySQL's max_allowed_packet); 503s for a 20 KB path or
+200 header lines (nginx passed on what uWSGI could not read); and nginx's own HTML 400s.
 """
 
 import json
@@ -261,6 +262,23 @@ def test_raw_bytes_in_paths_and_query_strings(world, target):
         assert status in DOCUMENTED, (target[:60], status, body[:200])
         if status != 204:
             assert content_type.startswith("application/json"), (target[:60], status, content_type)
+
+
+@pytest.mark.parametrize(
+    ("lines", "path"),
+    [(200, b"/catalog/items/"), (990, b"/catalog/items/?search=" + b"x" * 7900),
+     (20, b"/catalog/items/"), (5000, b"/catalog/items/")],
+)  # fmt: skip
+def test_many_or_long_header_lines(world, lines, path):
+    # nginx must not pass on what uWSGI cannot read (it drops the request: a 502): too many
+    # variables, or more than its buffer holds.
+    header = b"X-Filler: " + (b"y" * 7000 if lines == 20 else b"z") + b"\r\n"
+    status, content_type, body = raw(
+        b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header * lines
+        + b"Connection: close\r\n\r\n"
+    )  # fmt: skip
+    assert status in DOCUMENTED, (lines, status, body[:200])
+    assert content_type.startswith("application/json"), (lines, status, content_type)
 
 
 def test_a_raw_invalid_utf8_body(world):
