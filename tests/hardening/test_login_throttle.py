@@ -52,7 +52,7 @@ def test_the_right_password_works_below_the_limit_and_not_above(stack: Stack):
 
 
 def test_the_admin_form_and_the_token_share_one_limit(stack: Stack):
-    account = new_account(stack, "shared", address=ACCOUNTS)
+    account = new_account(stack, "shared", address=ACCOUNTS, staff=True)  # the admin is for staff
     with from_address("127.0.0.54") as client:
         for _ in range(5):
             form = admin_login(client, account.name, "wrong")
