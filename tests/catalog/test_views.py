@@ -261,3 +261,11 @@ def test_bulk_update_moves_items_between_categories(staff_client):
     assert response.json()[0]["category"] == str(other.uuid)
     item.refresh_from_db()
     assert item.category == other
+
+
+def test_a_negative_zero_price_is_zero(staff_client, item):
+    url = f"{ITEMS}{item.uuid}/"
+    for price in ("-0", "-0.00", -0.0):
+        response = staff_client.patch(url, {"price": price}, format="json")
+        assert response.json()["price"] == "0.00", price
+        assert staff_client.get(url).json()["price"] == "0.00"
