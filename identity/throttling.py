@@ -22,16 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 
 class LoginThrottle(SimpleRateThrottle):
     scope = "login"
 
-    def get_cache_key(self, request: HttpRequest, view: Any) -> str:
+    # Requests are DRF's (the token view) or Django's (the admin form, the signal): the
+    # address comes from META, which both have.
+    def get_cache_key(self, request: Request | HttpRequest, view: Any) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
-    def allow_request(self, request: HttpRequest, view: Any) -> bool:
+    def allow_request(self, request: Request | HttpRequest, view: Any) -> bool:
         """Whether the address is under the limit; the attempt itself is not counted."""
         if self.rate is None:
             return True
@@ -43,7 +46,7 @@ class LoginThrottle(SimpleRateThrottle):
         left = ttl(self.key) if ttl is not None else None
         return float(left) if left and left > 0 else float(self.duration)
 
-    def record_failure(self, request: HttpRequest) -> None:
+    def record_failure(self, request: Request | HttpRequest) -> None:
         if self.rate is None:
             return
         key = self.get_cache_key(request, None)
@@ -54,7 +57,9 @@ class LoginThrottle(SimpleRateThrottle):
             self.cache.add(key, 1, self.duration)
 
 
-def count_failed_login(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+def count_failed_login(
+    sender: Any, request: Request | HttpRequest | None = None, **kwargs: Any
+) -> None:
     """Receiver of `user_login_failed` (connected in `IdentityConfig.ready`)."""
     if request is not None:
         LoginThrottle().record_failure(request)

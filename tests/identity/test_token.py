@@ -179,7 +179,7 @@ def test_token_ttl_refuses_anything_else(monkeypatch, value):
         _duration("DJANGO_TOKEN_TTL", "30d")
 
 
-def test_the_default_lifetime_is_30_days(settings):
+def test_the_default_lifetime_is_30_days():
     from myproject.settings import TOKEN_TTL
 
     assert datetime.timedelta(days=30) == TOKEN_TTL
