@@ -1,6 +1,7 @@
 """The REST representation of the catalog; `price` travels as a string, `category` as a uuid."""
 
 import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -33,6 +34,11 @@ class ItemSerializer(serializers.ModelSerializer):
         read_only_fields = ["uuid", "created_at", "updated_at"]
         extra_kwargs = {"price": {"min_value": 0}, "stock": {"min_value": 0}}
         list_serializer_class = BulkListSerializer
+
+    def validate_price(self, value: Decimal) -> Decimal:
+        # "-0" passes `min_value`, and MySQL stores it as 0.00: answer (and publish) what is
+        # stored, not "-0.00".
+        return value + 0
 
     def to_representation(self, item: Any) -> dict[str, Any]:
         """The output of DRF's field-by-field walk (tests/catalog/test_serializers.py holds them

@@ -11,7 +11,7 @@ from catalog.filters import ItemFilter
 from catalog.models import Category, Item
 from catalog.permissions import IsStaffOrReadOnly
 from catalog.serializers import CategorySerializer, ItemSerializer, StockAdjustmentSerializer
-from catalog.services import InsufficientStock, categories, items
+from catalog.services import StockOutOfRange, categories, items
 from myproject.bulk import BulkModelViewSet
 
 
@@ -51,6 +51,6 @@ class ItemViewSet(BulkModelViewSet):
         serializer.is_valid(raise_exception=True)
         try:
             item = items.adjust_stock(item, serializer.validated_data["delta"])
-        except InsufficientStock as exc:
-            raise ValidationError({"delta": ["Not enough stock."]}) from exc
+        except StockOutOfRange as exc:
+            raise ValidationError({"delta": [str(exc)]}) from exc
         return Response(ItemSerializer(item).data)

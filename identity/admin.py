@@ -1,12 +1,23 @@
+"""
+The admin for users and tokens. Writes go through the services (events, revoked sessions); a
+superuser is changed, deleted or given a password by superusers alone (`may_write`), and only
+superusers grant superuser status or permissions, which would otherwise undo that rule.
+"""
+
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import forms as auth_forms
+from django.http import HttpRequest
 
 from identity.models import Token, User
+from identity.permissions import may_write
 from identity.services import users
 from myproject.admin import ServiceAdmin
+
+# What only a superuser may set: with it, anyone could make themselves a superuser.
+ESCALATING_FIELDS = ("is_superuser", "groups", "user_permissions")
 
 
 class UserCreationForm(auth_forms.BaseUserCreationForm):
@@ -59,6 +70,18 @@ class UserAdmin(ServiceAdmin, auth_admin.UserAdmin):
             },
         ),
     )
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Also guards the password form and the change form's POST.
+        return super().has_change_permission(request, obj) and may_write(request.user, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Also checked for each selected row by the "delete selected" action.
+        return super().has_delete_permission(request, obj) and may_write(request.user, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple:
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else (*fields, *ESCALATING_FIELDS)
 
 
 @admin.register(Token)

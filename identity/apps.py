@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_login_failed
 
 
 class IdentityConfig(AppConfig):
@@ -7,10 +8,15 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         from identity import credentials  # noqa: F401 - connects its receivers
+        from identity.serializers import public_representation
+        from identity.throttling import count_failed_login
         from identity.views import UserViewSet
         from myproject.realtime import queries, topics
 
+        user_login_failed.connect(count_failed_login, dispatch_uid="identity.count_failed_login")
         # Followed live by signed-in users only, each seeing what it may read over REST.
         queries.register(
-            queries.Resource("user", UserViewSet, topics.USERS, anonymous=False, public=None)
+            queries.Resource(
+                "user", UserViewSet, topics.USERS, anonymous=False, public=public_representation
+            )
         )

@@ -1,4 +1,5 @@
-"""`Authorization: Token <key>`, checked against the stored digests of `identity.Token`."""
+"""`Authorization: Token <key>`, checked against the stored digests of `identity.Token`: an
+unknown, expired (`TOKEN_TTL`) or disabled user's token is a 401."""
 
 from rest_framework import authentication, exceptions
 
@@ -10,6 +11,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         token = Token.objects.by_key(key).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
+        if token.is_expired:
+            raise exceptions.AuthenticationFailed("Token expired; log in again.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         return token.user, token

@@ -4,9 +4,13 @@ Users and their API tokens.
 `User` is `AUTH_USER_MODEL`: a uuid primary key (never a guessable sequence), `name` to log in
 with, `enable` as the active flag (Django's `is_active` reads it, so a disabled user fails
 every authentication backend). `Token` allows several tokens per user (one per device, each
-revocable on its own); only a SHA-256 digest of each is stored.
+revocable on its own); only a SHA-256 digest of each is stored. A token lives `TOKEN_TTL`
+(`DJANGO_TOKEN_TTL`) from its creation; whatever accepts tokens asks for unexpired ones:
+
+    Token.objects.by_key(key).unexpired().first()     # None once it has expired
 """
 
+import datetime
 import hashlib
 import secrets
 import uuid
@@ -18,6 +22,8 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from myproject.limits import TEXT_MAX_LENGTH
 
 phone_validator = RegexValidator(
     r"^\+[1-9]\d{6,14}$",
@@ -56,7 +62,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         unique=True, error_messages={"unique": "A user with that email already exists."}
     )
     phone = models.CharField(max_length=16, blank=True, validators=[phone_validator])
-    comment = models.TextField(blank=True)
+    comment = models.TextField(blank=True, max_length=TEXT_MAX_LENGTH)
     enable = models.BooleanField(default=True, help_text="A disabled user cannot log in.")
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -83,17 +89,22 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _expiry() -> datetime.datetime:
+    """Tokens created at or before this instant have expired."""
+    return timezone.now() - settings.TOKEN_TTL
+
+
 class TokenQuerySet(models.QuerySet["Token"]):
     def by_key(self, key: str) -> "TokenQuerySet":
         """The token with this key (at most one), with its user."""
         return self.select_related("user").filter(digest=_digest(key))
 
     def unexpired(self) -> "TokenQuerySet":
-        """Tokens younger than `TOKEN_TTL`."""
-        return self.filter(created__gt=timezone.now() - settings.TOKEN_TTL)
+        """The tokens younger than `TOKEN_TTL` (`Token.is_expired` is false)."""
+        return self.filter(created__gt=_expiry())
 
 
-class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
+class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
     def issue(self, user: User) -> tuple["Token", str]:
         """A new token for `user`; the plain key is returned once and never stored."""
         key = secrets.token_hex(20)
@@ -109,3 +120,7 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user_id} from {self.created:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.created <= _expiry()

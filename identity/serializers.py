@@ -1,21 +1,35 @@
 """
-The REST representation of users, and the rules on who may set which field.
+The REST representation of users, and the rules on who may set and see which field.
 
 `password` is write-only and set only on create (later through `set_password`, which also
 revokes tokens). `enable` and `is_staff` are staff-only, and ignored on oneself: nobody,
 staff included, can lock themselves out or raise their own privileges.
+
+Contact details are private: a reader who is not staff sees others' `PUBLIC_FIELDS` alone
+(its own record in full). The reduction is `public_representation`, so that anything else
+that hands users to non-staff readers (events to their sockets) reduces them the same way:
+
+    public_representation(UserSerializer(user).data)   # {"uuid": ..., "name": ..., ...}
 """
 
 from typing import Any
 
 from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from identity.models import User
 from myproject.bulk import BulkListSerializer
 
 PRIVILEGED_FIELDS = ("enable", "is_staff")
+# What every signed-in user may read of every user; the rest is for staff and the user itself.
+PUBLIC_FIELDS = ("uuid", "name", "enable", "is_staff", "date_joined")
+
+
+def public_representation(data: dict[str, Any]) -> dict[str, Any]:
+    """A user's full representation reduced to `PUBLIC_FIELDS`."""
+    return {name: data[name] for name in PUBLIC_FIELDS if name in data}
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -43,6 +57,13 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["uuid", "date_joined"]
         list_serializer_class = BulkListSerializer
 
+    def to_representation(self, instance: User) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        reader = getattr(self.context.get("request"), "user", None)
+        if reader is None or reader.is_staff or instance.pk == reader.pk:
+            return data  # no request: the full record (events, the shell)
+        return public_representation(data)
+
     def validate_password(self, value: str) -> str:
         if self.instance is not None:
             raise serializers.ValidationError("Change a password through set_password/.")
@@ -62,6 +83,19 @@ class UserSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class UserSchema(OpenApiSerializerExtension):
+    """OpenAPI: in a response, only `PUBLIC_FIELDS` are sure to be there (readers who are not
+    staff get no more of others)."""
+
+    target_class = UserSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = super().map_serializer(auto_schema, direction)
+        if direction == "response":
+            schema["required"] = [name for name in schema["required"] if name in PUBLIC_FIELDS]
+        return schema
+
+
 class SetPasswordSerializer(serializers.Serializer):
     password = serializers.CharField(write_only=True, trim_whitespace=False)
     old_password = serializers.CharField(write_only=True, required=False, trim_whitespace=False)
@@ -79,7 +113,8 @@ class SetPasswordSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    # No name is longer: a longer one is refused before any query.
+    username = serializers.CharField(max_length=User._meta.get_field("name").max_length)
     password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from identity.models import Token, User
-from identity.serializers import UserSerializer
+from identity.serializers import UserSerializer, public_representation
 from myproject.realtime import publish, topics
 from myproject.services import ModelService, Row
 
@@ -22,6 +22,11 @@ class UserService(ModelService[User]):
     resource = "user"
     topic = topics.USERS
     serializer_class = UserSerializer
+
+    def public(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Others than staff (and the user itself) read the public fields alone, in events as
+        over REST."""
+        return public_representation(data)
 
     def build(self, fields: dict[str, Any]) -> User:
         password = fields.pop("password", None)

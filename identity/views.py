@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 
 from identity import credentials, tickets
 from identity.models import Token, User
-from identity.permissions import UserPermission
+from identity.permissions import SuperuserPermission, UserPermission
 from identity.serializers import (
+    PUBLIC_FIELDS,
     SetPasswordSerializer,
     TokenRequestSerializer,
     TokenSerializer,
@@ -24,7 +25,7 @@ from identity.serializers import (
     WebSocketTicketSerializer,
 )
 from identity.services import users
-from identity.throttling import LoginAddressThrottle, LoginNameThrottle
+from identity.throttling import LoginThrottle
 from myproject.bulk import BulkModelViewSet
 
 
@@ -32,12 +33,24 @@ class UserViewSet(BulkModelViewSet):
     queryset = User.objects.all()
     serializer_class = UserSerializer
     service = users
-    permission_classes = [UserPermission]
+    permission_classes = [UserPermission, SuperuserPermission]
     lookup_field = "uuid"
     filterset_fields = ["enable", "is_staff"]
-    search_fields = ["name", "email", "phone"]
-    ordering_fields = ["name", "email", "date_joined"]
     ordering = ["name"]
+
+    # Searching or ordering by a field a reader cannot see would reveal it: one request per
+    # guess tells whether someone's email contains it. Staff use them all, others the public.
+    @property
+    def search_fields(self) -> list[str]:
+        return self._readable(["name", "email", "phone"])
+
+    @property
+    def ordering_fields(self) -> list[str]:
+        return self._readable(["name", "email", "date_joined"])
+
+    def _readable(self, fields: list[str]) -> list[str]:
+        user = getattr(getattr(self, "request", None), "user", None)
+        return fields if user and user.is_staff else [f for f in fields if f in PUBLIC_FIELDS]
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         return SetPasswordSerializer if self.action == "set_password" else UserSerializer
@@ -68,7 +81,7 @@ class TokenView(APIView):
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
         if self.request.method == "POST":
-            throttles += [LoginAddressThrottle(), LoginNameThrottle()]
+            throttles.append(LoginThrottle())
         return throttles
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})

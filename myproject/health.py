@@ -3,6 +3,11 @@ Liveness and readiness probes, served by uWSGI and daphne alike.
 
 `/healthz` says the process answers; `/readyz` says it can do its work: the database and the
 channel layer (Redis) are reachable. Load balancers take a 503 from `/readyz` out of rotation.
+
+Which check failed, and why (exception text, with host names and ports), is told to loopback
+clients alone: operators on the host. Anyone else gets `{"status"}` and the status code. The
+client is judged as the throttles judge it (DRF's `get_ident`, `NUM_PROXIES`): behind nginx,
+the address nginx appended to X-Forwarded-For, not whatever the client wrote there.
 """
 
 import logging
@@ -12,8 +17,11 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
+
+LOOPBACK = {"127.0.0.1", "::1"}
 
 
 @never_cache
@@ -25,9 +33,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "channel_layer": _check_channel_layer()}
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    answer = {"status": "ok" if ready else "unavailable"}
+    if BaseThrottle().get_ident(request) in LOOPBACK:
+        answer["checks"] = checks
+    return JsonResponse(answer, status=200 if ready else 503)
 
 
 def _check_database() -> str:

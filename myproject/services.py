@@ -15,12 +15,13 @@ Each app declares one `ModelService` per model in its `services.py`:
 
 Every event carries the written rows before and after the write (myproject.realtime.frames), so
 that live queries can tell which subscriptions a row enters, leaves or stays in. Bulk writes
-cost a constant number of queries (`bulk_create`/`bulk_update` in fixed-size batches) and
-publish `bulk_*` events with the uuids, at most UUIDS_PER_EVENT each. Every method is atomic.
+cost a constant number of queries (`bulk_create`/`bulk_update` in batches of `BATCH_SIZE` rows,
+fewer when long texts would overflow a statement) and publish `bulk_*` events with the uuids,
+at most UUIDS_PER_EVENT each. Every method is atomic.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.db import models, transaction
@@ -32,9 +33,12 @@ from myproject.realtime import publish, topics
 
 M = TypeVar("M", bound=models.Model)
 
-# Rows per INSERT / UPDATE statement: large enough to be fast, small enough for
-# MySQL's max_allowed_packet and the CASE WHEN of bulk_update.
+# Rows per INSERT / UPDATE statement: large enough to be fast, small enough for the CASE WHEN
+# of bulk_update; and at most about BATCH_BYTES of data (4 bytes a character, the most UTF-8
+# and escaping take), as 500 rows of long texts would outgrow MySQL's max_allowed_packet
+# (16 MiB on MariaDB by default), and a statement over it fails as if the database were gone.
 BATCH_SIZE = 500
+BATCH_BYTES = 4 * 1024 * 1024
 # The most uuids one bulk event carries (a larger write publishes several).
 UUIDS_PER_EVENT = 1000
 
@@ -97,7 +101,9 @@ class ModelService(Generic[M]):
     @transaction.atomic
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> list[M]:
         instances = [self.build(dict(row)) for row in rows]
-        self.model.objects.bulk_create(instances, batch_size=BATCH_SIZE)
+        attnames = [f.attname for f in self.model._meta.concrete_fields]
+        for batch in _batches(instances, attnames):
+            self.model.objects.bulk_create(batch)
         self._publish("bulk_created", [(None, self.represent(i)) for i in instances])
         return instances
 
@@ -112,9 +118,10 @@ class ModelService(Generic[M]):
         instances = [instance for instance, _ in changes]
         if touched:
             touched.update(self._auto_now(instances))
-            self.model.objects.bulk_update(
-                instances, self._concrete(touched), batch_size=BATCH_SIZE
-            )
+            fields = self._concrete(touched)
+            attnames = [self.model._meta.get_field(name).attname for name in fields]
+            for batch in _batches(instances, attnames):
+                self.model.objects.bulk_update(batch, fields)
         rows = zip(befores, (self.represent(i) for i in instances), strict=True)
         self._publish("bulk_updated", list(rows))
         return instances
@@ -163,3 +170,23 @@ class ModelService(Generic[M]):
             publish.event_on_commit(
                 self.topic, type_, {"uuids": uuids}, changes=(self.resource, chunk)
             )
+
+
+def _batches(instances: Sequence[M], attnames: Sequence[str]) -> Iterator[list[M]]:
+    """`instances` in runs of at most `BATCH_SIZE` rows and about `BATCH_BYTES` of data."""
+    batch: list[M] = []
+    size = 0
+    for instance in instances:
+        row = sum(_bytes(getattr(instance, name)) for name in attnames)
+        if batch and (len(batch) == BATCH_SIZE or size + row > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(instance)
+        size += row
+    if batch:
+        yield batch
+
+
+def _bytes(value: object) -> int:
+    """At most what a value takes in a statement: 4 bytes a character (UTF-8, escaping)."""
+    return len(value) * 4 if isinstance(value, str) else 16

@@ -6,7 +6,8 @@ process. Production sets `DATABASE_URL` (MySQL/MariaDB) and `REDIS_URL` (channel
 shared cache). The variables and their defaults are the contract's, see README.md.
 """
 
-from datetime import timedelta
+import datetime
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +23,21 @@ def _rate(name: str, default: str) -> str | None:
     """A throttle rate from the environment; `off` disables it (benchmarks)."""
     value = env.str(name, default=default).strip()
     return None if value.lower() == "off" else value
+
+
+def _duration(name: str, default: str) -> datetime.timedelta:
+    """A duration from the environment: a positive number and a unit, as in `30d`, `12h`,
+    `90m`, `3600s`."""
+    value = env.str(name, default=default).strip().lower()
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    match = re.fullmatch(r"([0-9]+) *([dhms])", value)
+    try:
+        duration = datetime.timedelta(**{units[match[2]]: int(match[1])}) if match else None
+    except OverflowError:
+        duration = None
+    if not duration:
+        raise ImproperlyConfigured(f"{name}: a positive number and a unit (30d, 12h, 90m, 3600s).")
+    return duration
 
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#core-settings
@@ -122,6 +138,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# A token's life from its creation; older ones are refused (identity.authentication).
+TOKEN_TTL = _duration("DJANGO_TOKEN_TTL", "30d")
+
 # Static files (collected for nginx)
 # ------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -203,12 +222,12 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["myproject.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "myproject.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "myproject.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -258,7 +277,7 @@ WS_HISTORY_SIZE = env.int("DJANGO_WS_HISTORY_SIZE", default=1000)
 WS_HISTORY_TTL = env.int("DJANGO_WS_HISTORY_TTL", default=300)
 # Without Redis: the history every process of this machine shares (myproject.realtime.broker).
 WS_LOCAL_HISTORY = env.path("DJANGO_WS_LOCAL_HISTORY", default=BASE_DIR / "var" / "realtime.db")
-TOKEN_TTL = timedelta(days=30)
+SEARCH_MAX_TERMS = env.int("DJANGO_SEARCH_MAX_TERMS", default=10)
 
 # Security: TLS ends at nginx
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

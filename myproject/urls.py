@@ -3,10 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from identity.throttling import login_throttled
 from myproject.health import healthz, readyz
 from myproject.metrics import metrics_view
 
 urlpatterns = [
+    # Before the admin's own URLs: its login form shares the API's limit on failed logins.
+    path("admin/login/", login_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     path("identity/", include("identity.urls")),
     path("catalog/", include("catalog.urls")),

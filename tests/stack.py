@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.live import PrivateRedis, answers, free_port, listening, stop_process
 
@@ -61,6 +62,10 @@ def new_category(stack: "Stack", prefix: str) -> str:
                           json={"name": slug, "slug": slug})  # fmt: skip
     assert response.status_code == 201, response.text
     return response.json()["uuid"]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
 
 
 class PrivateMariaDB:
@@ -132,6 +137,68 @@ class Stack:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+    def manage(self, *args: str, **env: str) -> str:
+        """`manage.py ARGS` on the stack's database and Redis; its output."""
+        return manage(self.env, *args, **env)
+
+    def forget_throttles(self) -> None:
+        """Clear every throttle's counts (failed logins included) in the stack's Redis: tests
+        that trip them on purpose call this so that later tests do not inherit them."""
+        client = redis.Redis(port=self.redis.port)
+        for key in client.scan_iter(match="*throttle_*"):
+            client.delete(key)
+        client.close()
+
+
+@dataclass
+class Account:
+    """A user of the running stack, signed in."""
+
+    uuid: str
+    name: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return auth(self.token)
+
+
+ACCOUNT_PASSWORD = "account-User-secret-42"
+
+
+def new_account(
+    stack: Stack, prefix: str, *, address: str, staff: bool = False, superuser: bool = False
+) -> Account:
+    """A new user (staff, or a superuser, if asked), signed in from `address`: one address per
+    test file keeps the login limits of one file out of the others'."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    if superuser:
+        stack.manage("createsuperuser", "--noinput", "--name", name, "--email",
+                     f"{name}@example.com", DJANGO_SUPERUSER_PASSWORD=ACCOUNT_PASSWORD)  # fmt: skip
+        found = httpx.get(f"{NGINX}/identity/users/", params={"search": name},
+                          headers=stack.auth, timeout=30).json()["results"]  # fmt: skip
+        user_id = next(user["uuid"] for user in found if user["name"] == name)
+    else:
+        response = httpx.post(
+            f"{NGINX}/identity/users/", headers=stack.auth, timeout=30,
+            json={"name": name, "email": f"{name}@example.com", "password": ACCOUNT_PASSWORD,
+                  "is_staff": staff},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        user_id = response.json()["uuid"]
+    return Account(user_id, name, ACCOUNT_PASSWORD, login(name, ACCOUNT_PASSWORD, address))
+
+
+def manage(env: dict[str, str], *args: str, **extra: str) -> str:
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", *args],
+        cwd=ROOT, env={**env, "DJANGO_SECRET_KEY": "stack-test-manage", **extra},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def make(target: str, env: dict[str, str], timeout: float = 150) -> None:
@@ -222,13 +289,8 @@ def _run_stack() -> Iterator[Stack]:
     mariadb.start()
     try:
         make("stack", env)
-        manage_env = {**env, "DJANGO_SECRET_KEY": "stack-test-manage"}
-        manage_env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "createsuperuser",
-             "--noinput", "--name", ADMIN_NAME, "--email", f"{ADMIN_NAME}@example.com"],
-            cwd=ROOT, env=manage_env, check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        manage(env, "createsuperuser", "--noinput", "--name", ADMIN_NAME, "--email",
+               f"{ADMIN_NAME}@example.com", DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD)  # fmt: skip
         response = httpx.post(
             f"{NGINX}/identity/token/",
             json={"username": ADMIN_NAME, "password": ADMIN_PASSWORD},

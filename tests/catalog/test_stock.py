@@ -49,6 +49,17 @@ def test_adjust_stock_adds_and_refuses_what_is_not_there(staff_client):
     assert Item.objects.get(pk=item.pk).stock == 8
 
 
+def test_adjust_stock_refuses_what_the_column_cannot_hold(staff_client):
+    _, maximum = connection.ops.integer_field_range("IntegerField")
+    item = ItemFactory(stock=maximum - 1)
+    url = f"/catalog/items/{item.uuid}/adjust_stock/"
+    assert staff_client.post(url, {"delta": 1}, format="json").json()["stock"] == maximum
+    refused = staff_client.post(url, {"delta": 1}, format="json")
+    assert refused.status_code == 400
+    assert str(maximum) in refused.json()["delta"][0]
+    assert Item.objects.get(pk=item.pk).stock == maximum
+
+
 def test_only_staff_adjusts_stock(user_client, anon):
     item = ItemFactory(stock=3)
     url = f"/catalog/items/{item.uuid}/adjust_stock/"

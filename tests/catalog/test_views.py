@@ -62,10 +62,12 @@ def test_non_staff_cannot_write_with_any_verb(request, who, status, item):
 
 
 def test_staff_writes_with_every_verb(staff_client, item):
+    elsewhere = ItemFactory()  # so that deleting a category's items is not deleting all
     expected = [201, 201, 200, 200, 200, 200, 204, 404]  # the last row is gone by then
     got = [getattr(staff_client, m)(u, b, format="json").status_code for m, u, b in verbs(item)]
     assert got == expected
     assert not Item.objects.filter(category=item.category).exists()
+    assert Item.objects.filter(pk=elsewhere.pk).exists()
 
 
 def test_staff_manages_categories(staff_client):
@@ -259,3 +261,11 @@ def test_bulk_update_moves_items_between_categories(staff_client):
     assert response.json()[0]["category"] == str(other.uuid)
     item.refresh_from_db()
     assert item.category == other
+
+
+def test_a_negative_zero_price_is_zero(staff_client, item):
+    url = f"{ITEMS}{item.uuid}/"
+    for price in ("-0", "-0.00", -0.0):
+        response = staff_client.patch(url, {"price": price}, format="json")
+        assert response.json()["price"] == "0.00", price
+        assert staff_client.get(url).json()["price"] == "0.00"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.stack import ADMIN_PASSWORD, LOG, NGINX, login
+from tests.stack import ADMIN_PASSWORD, LOG, NGINX, auth, login
 
 pytestmark = pytest.mark.stack
 
@@ -26,10 +26,6 @@ class World:
     bob_id: str
     item: str
     category: str
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}"}
 
 
 @pytest.fixture(scope="module")

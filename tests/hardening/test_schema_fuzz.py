@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.stack import NGINX, ROOT, login
 
@@ -34,10 +33,7 @@ def _reset_throttles_after(stack):
     """The fuzzers trip the throttles (the login's 10/min above all) on purpose; later tests
     should not inherit that, so the counters in the stack's Redis are cleared afterwards."""
     yield
-    client = redis.Redis(port=stack.redis.port)
-    for key in client.scan_iter(match="*throttle_*"):
-        client.delete(key)
-    client.close()
+    stack.forget_throttles()
 
 
 def schemathesis(*args: str) -> subprocess.CompletedProcess:

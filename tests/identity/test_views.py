@@ -44,15 +44,71 @@ def test_list_is_paginated_with_a_capped_page_size(user_client):
     assert len(user_client.get(USERS, {"page_size": 5000}).json()["results"]) == 6
 
 
-def test_list_filters_searches_and_orders(user_client):
+def test_list_filters_searches_and_orders(user_client, staff_client):
     UserFactory(name="zed", enable=False, phone="+14155550123")
     assert [u["name"] for u in user_client.get(USERS, {"enable": "false"}).json()["results"]] == [
         "zed"
     ]
-    assert user_client.get(USERS, {"search": "+1415555"}).json()["count"] == 1
-    assert user_client.get(USERS, {"search": "zed@example"}).json()["count"] == 1
+    assert user_client.get(USERS, {"search": "ze"}).json()["count"] == 1
+    assert staff_client.get(USERS, {"search": "+1415555"}).json()["count"] == 1
+    assert staff_client.get(USERS, {"search": "zed@example"}).json()["count"] == 1
     names = [u["name"] for u in user_client.get(USERS, {"ordering": "-name"}).json()["results"]]
     assert names == sorted(names, reverse=True)
+
+
+# --- privacy -------------------------------------------------------------------------------
+
+PUBLIC = {"uuid", "name", "enable", "is_staff", "date_joined"}
+EVERY = PUBLIC | {"email", "phone", "comment"}
+
+
+def test_others_show_only_their_public_fields_to_non_staff(user_client, user, staff):
+    rows = {row["name"]: row for row in user_client.get(USERS).json()["results"]}
+    assert set(rows["root"]) == PUBLIC
+    assert set(rows["alice"]) == EVERY
+    assert set(user_client.get(detail(staff)).json()) == PUBLIC
+    assert set(user_client.get(detail(user)).json()) == EVERY
+
+
+def test_staff_sees_every_field_of_everyone(staff_client, user):
+    assert all(set(row) == EVERY for row in staff_client.get(USERS).json()["results"])
+    assert set(staff_client.get(detail(user)).json()) == EVERY
+
+
+def test_public_representation_keeps_the_public_fields_alone(user):
+    from identity.serializers import PUBLIC_FIELDS, UserSerializer, public_representation
+
+    full = UserSerializer(user).data  # no request: the full record, as events carry it
+    assert set(full) == EVERY
+    assert set(PUBLIC_FIELDS) == PUBLIC
+    assert public_representation(full) == {name: full[name] for name in PUBLIC}
+
+
+@pytest.mark.parametrize("term", ["secret-mail", "corp.example", "+1415555"])
+def test_search_by_contact_details_is_for_staff_only(user_client, staff_client, term):
+    UserFactory(name="bob", email="secret-mail@corp.example", phone="+14155550123")
+    assert user_client.get(USERS, {"search": term}).json()["count"] == 0
+    assert staff_client.get(USERS, {"search": term}).json()["count"] == 1
+
+
+@pytest.mark.parametrize("ordering", ["email", "-email", "phone"])
+def test_ordering_by_contact_details_is_for_staff_only(user_client, staff_client, ordering):
+    UserFactory(name="a-user", email="z@example.com")
+    UserFactory(name="z-user", email="a@example.com")
+    by_name = ["a-user", "alice", "root", "z-user"]
+    names = [
+        row["name"] for row in user_client.get(USERS, {"ordering": ordering}).json()["results"]
+    ]
+    assert names == by_name
+    if ordering == "email":
+        staff_rows = staff_client.get(USERS, {"ordering": ordering}).json()["results"]
+        assert staff_rows[0]["name"] == "z-user"
+
+
+def test_the_schema_says_only_the_public_fields_are_sure_to_be_there(anon):
+    schema = anon.get("/schema/?format=json").json()["components"]["schemas"]
+    assert set(schema["User"]["required"]) == {"uuid", "name", "date_joined"}
+    assert {"name", "email"} <= set(schema["UserRequest"]["required"])
 
 
 def test_unknown_or_malformed_uuid_is_404(user_client):
@@ -236,6 +292,66 @@ def test_set_password_runs_the_password_validators(staff_client, user):
     response = staff_client.post(f"{detail(user)}set_password/", {"password": "alice"})
     assert response.status_code == 400
     assert "password" in response.json()
+
+
+# --- superusers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return StaffFactory(name="super", is_superuser=True)
+
+
+def superuser_writes(superuser: User) -> list[tuple[str, str, dict | None]]:
+    url = detail(superuser)
+    return [
+        ("patch", url, {"comment": "owned"}),
+        ("patch", url, {"enable": False}),
+        ("put", url, {"name": "super", "email": "evil@example.com"}),
+        ("post", f"{url}set_password/", {"password": "attacker-Chosen-99"}),
+        ("put", f"{url}set_password/", {"password": "attacker-Chosen-99"}),
+        ("delete", url, None),
+    ]
+
+
+def test_staff_cannot_write_a_superuser(staff_client, superuser):
+    for method, url, body in superuser_writes(superuser):
+        response = getattr(staff_client, method)(url, body, format="json")
+        assert response.status_code == 403, (method, url)
+        assert "superuser" in response.json()["detail"]
+    superuser.refresh_from_db()
+    assert (superuser.comment, superuser.enable, superuser.email) == ("", True, "super@example.com")
+    assert superuser.check_password(PASSWORD)
+    assert staff_client.get(detail(superuser)).status_code == 200  # reading is fine
+
+
+def test_a_superuser_writes_a_superuser(superuser):
+    client = client_for(StaffFactory(is_superuser=True))
+    for method, url, body in superuser_writes(superuser):
+        expected = 204 if "set_password" in url or method == "delete" else 200
+        assert getattr(client, method)(url, body, format="json").status_code == expected
+    assert not User.objects.filter(pk=superuser.pk).exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_bulk_update_touching_a_superuser_is_refused_whole(staff_client, user, superuser, method):
+    batch = [
+        {"uuid": str(user.uuid), "name": "alice", "email": "alice@example.com", "comment": "x"},
+        {"uuid": str(superuser.uuid), "name": "super", "email": "super@example.com",
+         "enable": False},
+    ]  # fmt: skip
+    response = getattr(staff_client, method)(USERS, batch, format="json")
+    assert response.status_code == 403
+    user.refresh_from_db()
+    superuser.refresh_from_db()
+    assert (user.comment, superuser.enable) == ("", True)
+
+
+def test_a_bulk_delete_touching_a_superuser_is_refused_whole(staff_client, user, superuser):
+    assert staff_client.delete(f"{USERS}?is_staff=true").status_code == 403  # root, super
+    assert User.objects.filter(is_staff=True).count() == 2
+    assert staff_client.delete(f"{USERS}?is_staff=false").status_code == 204
+    assert not User.objects.filter(pk=user.pk).exists()
 
 
 # --- disabled users ----------------------------------------------------------------------

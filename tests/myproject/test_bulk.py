@@ -1,6 +1,8 @@
 """Bulk verbs (myproject/bulk.py), exercised on users: all or nothing, constant queries."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from identity.models import User
 from tests.factories import PASSWORD, UserFactory
@@ -223,7 +225,10 @@ def test_bulk_destroy_by_search(staff_client, staff):
         "?page_size=10",
         "?search=",
         "?search=%20%20",
+        "?search=,,",
+        "?search=%2C%20%2C",
         "?enable=",
+        "?enable=%20",
         "?unknown=1",
     ],
 )
@@ -234,6 +239,44 @@ def test_bulk_destroy_without_a_real_filter_is_refused(staff_client, query):
     assert response.status_code == 400
     assert "filter" in response.json()["detail"]
     assert User.objects.count() == before
+
+
+@pytest.mark.parametrize("query", ['?search=""', "?search=''", '?search="" ""', "?search=e"])
+def test_bulk_destroy_of_a_filter_matching_every_row_is_refused(staff_client, query):
+    # An empty quoted phrase is one empty term, which every row contains: it used to pass the
+    # guard and delete every user. Any search that every row matches is refused the same way.
+    UserFactory.create_batch(2)
+    before = User.objects.count()
+    response = staff_client.delete(f"{USERS}{query}")
+    assert response.status_code == 400
+    assert "every row" in response.json()["detail"]
+    assert User.objects.count() == before
+
+
+def test_bulk_destroy_of_everything_but_one_row_is_allowed(staff_client, staff):
+    UserFactory.create_batch(2, enable=False)
+    assert staff_client.delete(f"{USERS}?enable=false").status_code == 204
+    assert list(User.objects.all()) == [staff]
+
+
+def test_bulk_create_writes_long_texts_in_statements_that_fit(staff_client):
+    # 120 rows of 60,000 four-byte characters: 29 MB of SQL in one INSERT, over MySQL's
+    # max_allowed_packet (16 MiB); the service splits it.
+    batch = [{**row, "comment": "\U0001f600" * 60_000} for row in rows(120)]
+    response = staff_client.post(USERS, batch, format="json")
+    assert response.status_code == 201, response.content[:300]
+    assert User.objects.filter(name__startswith="bulk").count() == 120
+    assert len(User.objects.get(name="bulk7").comment) == 60_000
+
+
+def test_a_unique_value_too_long_for_its_column_is_not_looked_up(staff_client):
+    batch = rows(2)
+    batch[0]["name"] = "x" * 60_000  # 10,000 of them would make a query of 600 MB
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.post(USERS, batch, format="json")
+    assert response.status_code == 400
+    assert "name" in response.json()[0]
+    assert not [query for query in queries if "x" * 151 in query["sql"]]
 
 
 def test_non_staff_cannot_bulk_destroy(user_client):
