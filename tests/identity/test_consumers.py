@@ -213,18 +213,32 @@ async def test_revoking_a_user_closes_its_sockets_with_4401(user, staff, action)
 # --- the users group hears every user change ------------------------------------------------
 
 
-async def test_the_users_group_receives_user_events(token, staff):
+async def test_the_users_group_receives_user_events_as_each_reader_may_read_them(
+    user, token, staff
+):
+    """Staff read every field, others the public ones, except of their own record (issue 14:
+    contact details were in every signed-in page's events)."""
+    from identity.serializers import public_representation
     from tests.conftest import client_for
 
-    socket = await open_socket(CHECK.format("users"), token)
+    plain = await open_socket(CHECK.format("users"), token)
+    full = await open_socket(CHECK.format("users"), await sync_to_async(token_for)(staff))
     client = await sync_to_async(client_for)(staff)
     response = await sync_to_async(client.post)(
         "/identity/users/", {"name": "newbie", "email": "newbie@example.com"}, format="json"
     )
-    event = await receive_type(socket, "user.created")
-    assert event["data"] == response.json()
-    assert "password" not in json.dumps(event)
-    await socket.disconnect()
+    assert (await receive_type(full, "user.created"))["data"] == response.json()
+    seen = (await receive_type(plain, "user.created"))["data"]
+    assert seen == public_representation(response.json())
+    assert "email" not in seen
+    assert "password" not in json.dumps(seen)
+    await sync_to_async(client.patch)(
+        f"/identity/users/{user.uuid}/", {"comment": "about alice"}, format="json"
+    )
+    own = (await receive_type(plain, "user.updated"))["data"]
+    assert (own["email"], own["comment"]) == (user.email, "about alice")  # one's own, in full
+    for socket in (plain, full):
+        await socket.disconnect()
 
 
 async def test_sockets_per_user_are_capped(user, settings):

@@ -88,7 +88,7 @@ async def test_a_bulk_event_carries_at_most_1000_uuids(staff):
 
 
 async def test_user_writes_publish_to_the_users_group(user, staff):
-    socket = await open_socket("/identity/ws/check/users/", await call(token_for, user))
+    socket = await open_socket("/identity/ws/check/users/", await call(token_for, staff))
     api = await call(client_for, staff)
     response = await call(
         api.post, "/identity/users/", {"name": "bob", "email": "bob@example.com"}, format="json"
