@@ -2,7 +2,8 @@
 Liveness and readiness probes, served by uWSGI and daphne alike.
 
 `/healthz` says the process answers; `/readyz` says it can do its work: the database and the
-channel layer (Redis) are reachable. Load balancers take a 503 from `/readyz` out of rotation.
+channel layer (Redis: the realtime broker, the shared cache) are reachable. Load balancers take a
+503 from `/readyz` out of rotation.
 
 Which check failed, and why (exception text, with host names and ports), is told to loopback
 clients alone: operators on the host. Anyone else gets `{"status"}` and the status code. The
@@ -13,11 +14,12 @@ the address nginx appended to X-Forwarded-For, not whatever the client wrote the
 import logging
 
 import redis
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from rest_framework.throttling import BaseThrottle
+
+from myproject import redis_clients
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +52,11 @@ def _check_database() -> str:
 
 
 def _check_channel_layer() -> str:
-    if not settings.REDIS_URL:
-        return "ok"  # in-memory layer: lives in this process
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-    )
+    if not redis_clients.enabled():
+        return "ok"  # the embedded default: no Redis to reach
     try:
-        client.ping()
-    except redis.RedisError as exc:
+        redis_clients.sync_client().ping()
+    except (redis.RedisError, OSError) as exc:
         logger.warning("readyz: channel layer: %s", exc)
         return f"error: {exc}"
-    finally:
-        client.close()
     return "ok"

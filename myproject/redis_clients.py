@@ -7,8 +7,8 @@ the current primary again after a failover.
     sync_client().ping()                  # uWSGI, management commands, threads
     await async_client().ping()           # daphne: one client per event loop
 
-The cache (django-redis) and the channel layer (channels_redis) build their own connection
-pools from the same settings (myproject/settings.py).
+The cache (django-redis) builds its own connection pool from the same settings
+(myproject/settings.py).
 """
 
 import asyncio

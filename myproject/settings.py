@@ -146,9 +146,9 @@ TOKEN_TTL = _duration("DJANGO_TOKEN_TTL", "30d")
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "var" / "static")
 
-# Redis: realtime positions and history, the cache every process shares (throttle counters,
-# tickets), WebSocket limits, and the channel layer (revocations)
-# https://channels.readthedocs.io/en/stable/topics/channel_layers.html
+# Redis: realtime positions and history (myproject.realtime), the cache every process shares
+# (throttle counters, tickets) and the WebSocket limits. Consumers use no channel layer: the
+# realtime broker carries every frame between processes.
 # ------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # With Sentinel, every Redis user asks the Sentinels for the primary and follows a failover;
@@ -181,7 +181,6 @@ if REDIS_URL or REDIS_SENTINELS:
             },
         }
     }
-    REDIS_HOSTS = [{"address": REDIS_URL, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT}]
     if REDIS_SENTINELS:
         CACHES["default"]["LOCATION"] = f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_DB}"
         CACHES["default"]["OPTIONS"].update(
@@ -190,24 +189,8 @@ if REDIS_URL or REDIS_SENTINELS:
             SENTINELS=REDIS_SENTINELS,
             PASSWORD=REDIS_PASSWORD,
         )
-        REDIS_HOSTS = [
-            {
-                "sentinels": REDIS_SENTINELS,
-                "master_name": REDIS_SENTINEL_MASTER,
-                "db": REDIS_DB,
-                "password": REDIS_PASSWORD,
-                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-            }
-        ]
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": REDIS_HOSTS, "prefix": "myproject"},
-        }
-    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Django REST framework
 # https://www.django-rest-framework.org/api-guide/settings/

@@ -10,18 +10,22 @@ anything malformed (the socket stays open).
         async def receive_frame(self, frame: dict) -> None:
             raise FrameError("read_only", "This stream is read-only.")
 
-The first frame on a socket is `hello`; `?since=<epoch>:<seq>` resumes from a position. The
-channel layer carries only what closes a socket: `revoke.session` to the groups of its user and
-of its credential (identity.credentials) closes it with 4401, and a sweep closes, within a
-minute, the sockets whose credential ended without that message reaching them. When daphne
-shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so clients see a
-close code and reconnect with `since` instead of finding a dead TCP connection.
+The first frame on a socket is `hello`; `?since=<epoch>:<seq>` resumes from a position. A
+signed-in socket closes with 4401 when what opened it ends: a revocation of its user's or its
+credential's group (identity.credentials; frames of the control topic, see the hub), and, within
+SWEEP seconds, an expiry no write announced (a sweep checks every socket's credential). When
+daphne shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so
+clients see a close code and reconnect with `since` instead of finding a dead TCP connection.
+
+No consumer uses a channel layer: everything a socket receives comes through its hubs.
 """
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import secrets
 import weakref
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,29 +35,22 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security import websocket as channels_security
 from django.conf import settings
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from identity import credentials
 from identity.credentials import Credential
 from myproject import metrics
 from myproject.realtime import daphne, limits, queries
-from myproject.realtime.hub import Hub, Member, Sink, Subscription, hubs
+from myproject.realtime.hub import CLOSE_REVOKED, Hub, Member, Sink, Subscription, hubs
 from myproject.realtime.topics import Position, user_group
 
 logger = logging.getLogger(__name__)
 
 # Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
 MAX_DEPTH = 32
-CLOSE_REVOKED = 4401
 # The server is restarting, or cannot serve the socket right now: reconnect. (1012 and 1013 say
 # so too, but daphne sends only 1000 and 3000-4999.)
 CLOSE_RESTART = 4503
-
-# No channel layer by that name: anonymous sockets have nothing to be revoked, so they do not
-# subscribe a channel of their own in Redis.
-NO_CHANNEL_LAYER = "none"
-
 
 # The longest query string a subscription may carry (a REST URL's query fits well within it).
 MAX_FILTER = 4096
@@ -89,8 +86,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("credential") is None:
-            self.channel_layer_alias = NO_CHANNEL_LAYER
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
@@ -108,15 +103,24 @@ class EventConsumer(AsyncWebsocketConsumer):
                 metrics.WS_CONNECTIONS.labels(route=self.route).dec()
             self.leave()
             _live.discard(self)
+            if self.revocable:
+                hubs().unwatch(self, self.revocable)
             if self.counted:
-                await limits.sockets.release(self.user.pk, self.channel_name)
+                await limits.sockets.release(self.user.pk, self.socket_id)
             daphne.socket_closed()
 
-    # These handlers touch no database, so they skip the hop Channels makes to the ORM's one
+    # The disconnect touches no database, so it skips the hop Channels makes to the ORM's one
     # sync thread (close_old_connections) before every handler: N sockets closing at once (a
     # network drop, a proxy restart) would otherwise queue N hops behind that thread, each
     # keeping ~3 KiB and its consumer alive until the thread reaches it (make bench: sockets).
     RELAYS = {"websocket.disconnect": "websocket_disconnect"}
+    # The groups whose revocation closes this socket (its user's, its credential's).
+    revocable: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def socket_id(self) -> str:
+        """This socket, among every process's (its place in its user's cap)."""
+        return secrets.token_hex(12)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         relay = self.RELAYS.get(message.get("type"))
@@ -146,8 +150,8 @@ class EventConsumer(AsyncWebsocketConsumer):
             return
         self.topic = topic
         if self.credential is not None:
-            self.groups = [user_group(self.user.pk), self.credential.group]
-            await self.join_groups()
+            self.revocable = (user_group(self.user.pk), self.credential.group)
+            hubs().watch(self, self.revocable)
             _live.add(self)
             _start_sweep()
         await self.accept()
@@ -189,27 +193,10 @@ class EventConsumer(AsyncWebsocketConsumer):
         for hub, subscription in getattr(self, "subscriptions", {}).values():
             hub.detach(subscription)
 
-    async def join_groups(self) -> None:
-        for group in self.groups:
-            try:
-                await self.channel_layer.group_add(group, self.channel_name)
-            except RedisConnectionError:
-                # The pub/sub layer finds a connection broken by a Redis restart only when it
-                # next uses it, if no socket of this process was listening meanwhile; the
-                # failed call dropped it, so the second one connects afresh.
-                await self.channel_layer.group_add(group, self.channel_name)
-
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Channels' own handler, but without its second hop to the sync thread (see RELAYS),
-        and with at most LEAVE_CONCURRENCY sockets leaving their groups at once."""
+        """Channels' own handler, without its hop to the sync thread (see RELAYS)."""
         self.leave()
-        try:
-            if self.channel_layer is not None:
-                async with _leave_gate():
-                    for group in self.groups:
-                        await self.channel_layer.group_discard(group, self.channel_name)
-        finally:
-            await self.disconnect(message["code"])
+        await self.disconnect(message["code"])
         raise StopConsumer
 
     async def take_place(self) -> bool:
@@ -217,7 +204,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         False when none is left. Anonymous sockets are capped by nginx, per address."""
         if self.credential is None:
             return True
-        if not await limits.sockets.acquire(self.user.pk, self.channel_name):
+        if not await limits.sockets.acquire(self.user.pk, self.socket_id):
             return False
         self.counted = True
         return True
@@ -296,9 +283,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         metrics.WS_FRAMES_SENT.inc()
         await self.send(text_data=json.dumps(content))
 
-    async def revoke_session(self, message: dict[str, Any]) -> None:
-        await self.close(code=CLOSE_REVOKED)
-
 
 class OriginValidator(channels_security.OriginValidator):
     """Channels' check of the Origin header against ALLOWED_HOSTS, saying why it refuses."""
@@ -326,24 +310,6 @@ class NoSuchRoute(channels_security.WebsocketDenier):
         await super().websocket_connect(message)
 
 
-# At most this many sockets of a process leave their groups at once: thousands of
-# `group_discard` calls in flight at once would queue thousands of Redis commands, each holding
-# its consumer meanwhile; a socket waiting here costs a future.
-LEAVE_CONCURRENCY = 20
-_leave_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _leave_gate() -> asyncio.Semaphore:
-    """The LEAVE_CONCURRENCY gate of the running event loop (tests run one loop per test)."""
-    loop = asyncio.get_running_loop()
-    gate = _leave_gates.get(loop)
-    if gate is None:
-        gate = _leave_gates[loop] = asyncio.Semaphore(LEAVE_CONCURRENCY)
-    return gate
-
-
 # Authenticated sockets open in this process, whose credentials the sweep checks.
 _live: weakref.WeakSet[EventConsumer] = weakref.WeakSet()
 _sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
@@ -356,6 +322,7 @@ def _start_sweep() -> None:
     task = _sweeps.get(loop)
     if task is None or task.done():
         _sweeps[loop] = loop.create_task(_sweep_forever())
+        hubs().on_revocations_lost = sweep
 
 
 async def _sweep_forever() -> None:

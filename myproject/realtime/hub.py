@@ -37,7 +37,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -49,7 +49,7 @@ from myproject.realtime import daphne
 from myproject.realtime.broker import Subscriptions, broker
 from myproject.realtime.frames import Frame, with_position
 from myproject.realtime.queries import LiveQuery, QueryIndex
-from myproject.realtime.topics import Position
+from myproject.realtime.topics import CONTROL, Position
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ ATTACH_TIMEOUT = 5.0  # seconds a socket waits for its hub (the broker unreachab
 RING_BYTES = 8 * 1024 * 1024  # the most a hub's ring of recent frames holds, per topic
 IDLE_HUB_TTL = 60.0  # seconds a hub without sockets is kept (a reconnecting crowd reuses it)
 RETRY_DELAY = 0.5
+CLOSE_REVOKED = 4401  # the socket's credential ended: reconnecting would not help
 OPEN = WebSocketProtocol.STATE_OPEN
 
 
@@ -394,12 +395,43 @@ class Hub:
 
 
 class Hubs:
-    """The hubs of one event loop (a daphne process), and their one broker subscription."""
+    """The hubs of one event loop (a daphne process), and their one broker subscription.
+
+    They also close sockets when what opened them ends: the control topic's frames name groups
+    of sockets (a user's, a credential's) that must close with 4401. A socket joins its groups
+    with `watch`. If control frames may have been lost (a gap the history could not fill),
+    `on_revocations_lost` checks every socket's credential at once."""
 
     def __init__(self) -> None:
         self.hubs: dict[str, Hub] = {}
         self.subscriptions = Subscriptions()
         self.listener: asyncio.Task | None = None
+        self.groups: dict[str, weakref.WeakSet[Any]] = {}  # revocation group -> consumers
+        self.on_revocations_lost: Callable[[], Awaitable[None]] | None = None
+
+    def watch(self, consumer: Any, groups: Iterable[str]) -> None:
+        """Close `consumer` (4401) when any of `groups` is revoked."""
+        self.get(CONTROL)
+        for group in groups:
+            self.groups.setdefault(group, weakref.WeakSet()).add(consumer)
+
+    def unwatch(self, consumer: Any, groups: Iterable[str]) -> None:
+        for group in groups:
+            members = self.groups.get(group)
+            if members is not None:
+                members.discard(consumer)
+                if not members:
+                    del self.groups[group]
+
+    async def revoke(self, frame: Frame) -> None:
+        for group in frame.entry["frame"].get("groups", ()):
+            for consumer in list(self.groups.pop(group, ())):
+                with contextlib.suppress(Exception):
+                    await consumer.close(code=CLOSE_REVOKED)
+
+    def revocations_lost(self) -> None:
+        if self.on_revocations_lost is not None:
+            asyncio.get_running_loop().create_task(self.on_revocations_lost())
 
     def get(self, topic: str) -> Hub:
         hub = self.hubs.get(topic)
@@ -427,7 +459,7 @@ class Hubs:
 
     def _drop_idle(self) -> None:
         for topic, hub in list(self.hubs.items()):
-            if hub.idle:
+            if hub.idle and topic != CONTROL:
                 hub.task.cancel()
                 del self.hubs[topic]
                 self.subscriptions.unwant(topic)
@@ -437,6 +469,12 @@ class Hubs:
             metrics.WS_RESUMES.labels(recovered="true" if recovered else "false").inc()
 
     async def deliver(self, hub: Hub, frame: Frame) -> None:
+        if hub.topic == CONTROL:
+            await self.revoke(frame)
+            return
+        await self.fan_out(hub, frame)
+
+    async def fan_out(self, hub: Hub, frame: Frame) -> None:
         """Send `frame` to the hub's members. A socket daphne serves directly gets the frame's
         bytes, framed once for all (`prepareMessage`), written straight to its transport:
         autobahn's `sendData` would build a debug log line per call, whatever the log level,

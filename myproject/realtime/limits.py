@@ -5,10 +5,10 @@ decided by one Lua script in Redis, so that two handshakes racing on two process
 take the last place. Without Redis (the embedded default: one process) the same rules run in
 the process.
 
-    if not await sockets.acquire(user.pk, channel_name):   # at the handshake
+    if not await sockets.acquire(user.pk, socket_id):   # at the handshake
         refuse()
     ...
-    await sockets.release(user.pk, channel_name)           # on every way out
+    await sockets.release(user.pk, socket_id)           # on every way out
 
 A place is held as a member of a sorted set scored with its expiry: each process renews its
 sockets' places every HEARTBEAT seconds, so the places of a process that crashed or was killed
@@ -120,7 +120,7 @@ class SocketPlaces:
         return f"myproject:ws-sockets:{user}"
 
     async def acquire(self, user_id: object, member: str) -> bool:
-        """Take one of the user's places for `member` (a channel name); False if none is left."""
+        """Take one of the user's places for `member` (a socket id); False if none is left."""
         user, cap = str(user_id), settings.WS_MAX_SOCKETS_PER_USER
         if redis_clients.enabled():
             try:

@@ -25,12 +25,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from myproject import metrics
+from myproject.realtime import topics
 from myproject.realtime.broker import broker
 from myproject.realtime.topics import Position
 
@@ -42,10 +41,6 @@ BATCH = 200  # frames per round trip
 RETRY_MAX_DELAY = 2.0
 # What `flush` waits for at exit (a management command's last frames, a uWSGI worker's reload).
 EXIT_FLUSH_TIMEOUT = 5.0
-
-# The channel-layer message type that closes a socket (`revoke_session`): revocations travel
-# through Channels' groups (per user, per credential), not through topics.
-REVOKE = "revoke.session"
 
 
 def payload(frame: dict[str, Any], **extra: Any) -> str:
@@ -99,26 +94,13 @@ def published(topics_: Sequence[str]) -> None:
 
 
 def revoke_on_commit(groups: Sequence[str]) -> None:
-    """Close (4401) every socket of `groups` once the current transaction commits."""
-    messages = [(group, {"type": REVOKE}) for group in groups]
-    if messages:
-        transaction.on_commit(lambda: _send_to_groups(messages), robust=True)
-
-
-def _send_to_groups(messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-
-    async def send_all() -> None:
-        for group, message_ in messages:
-            await layer.group_send(group, message_)
-
-    try:
-        async_to_sync(send_all)()
-    except Exception:
-        # The sockets' credential sweep closes them within a minute anyway.
-        logger.exception("could not send %d revocation(s)", len(messages))
+    """Close (4401) every socket of `groups` (topics.user_group, credential_group) once the
+    current transaction commits. Revocations are frames of the control topic: numbered and
+    kept like any other, so a daphne whose Redis connection dropped reads back the ones it
+    missed (and one that cannot checks every socket's credential at once)."""
+    if groups:
+        text = payload({"type": "revoke", "groups": list(groups)})
+        transaction.on_commit(lambda: publisher().put(topics.CONTROL, text), robust=True)
 
 
 class Publisher:

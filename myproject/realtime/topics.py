@@ -15,10 +15,13 @@ CATALOG = "catalog"
 # The topics of server events: sockets may listen there, never send.
 EVENT_TOPICS = frozenset({USERS, CATALOG})
 
-# What a client may name as a topic, minus the private groups (per user, per credential) that
-# the channel layer carries for revocation and only the server names.
+# The server's own topic of revocations: which sockets must close (myproject.realtime.hub).
+CONTROL = "sys.control"
+
+# What a client may name as a topic, minus the server's own names: the control topic, and the
+# groups of sockets a revocation closes (per user, per credential).
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-PRIVATE_PREFIXES = ("user.", "cred.")
+PRIVATE_PREFIXES = ("user.", "cred.", "sys.")
 
 EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -34,12 +37,12 @@ def is_public(name: str) -> bool:
 
 
 def user_group(uuid: object) -> str:
-    """The private group of one user's sockets: closing them all revokes a user at once."""
+    """The sockets of one user: revoking the group closes them all."""
     return f"user.{uuid}"
 
 
 def credential_group(digest: str) -> str:
-    """The private group of the sockets opened with one token or session (identity.credentials)."""
+    """The sockets opened with one token or session (identity.credentials)."""
     return f"cred.{digest}"
 
 

@@ -1,24 +1,21 @@
-"""Closing sockets (EventConsumer): a consumer's teardown does not wait for the ORM's thread, leaves
-its groups a few sockets at a time, and gives the user's place back even when leaving fails."""
+"""Closing sockets (EventConsumer): a consumer's teardown does not wait for the ORM's thread and
+gives the user's place back on every way out; revocations close exactly their sockets."""
 
 import asyncio
 import threading
-import weakref
-from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from myproject.realtime import consumers
+from identity.consumers import CheckConsumer
+from myproject.realtime import publish
 from tests.factories import token_for
-from tests.ws import open_socket
+from tests.ws import open_socket, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STREAM = "/catalog/ws/"
-CHECK = "/identity/ws/check/leaving/"
+CHECK = "/identity/ws/check/closing/"
 
 
 async def test_closing_sockets_do_not_wait_for_the_orm_thread():
@@ -44,56 +41,39 @@ async def test_closing_sockets_do_not_wait_for_the_orm_thread():
             await socket.wait(timeout=2)
 
 
-async def test_sockets_leave_their_groups_a_few_at_a_time(monkeypatch, user):
-    monkeypatch.setattr(consumers, "LEAVE_CONCURRENCY", 2)
-    monkeypatch.setattr(consumers, "_leave_gates", weakref.WeakKeyDictionary())
-    key = await sync_to_async(token_for)(user)
-    sockets = [await open_socket(CHECK, key) for _ in range(6)]
-    layer = get_channel_layer()
-    discard = layer.group_discard
-    leaving, most = 0, 0
-
-    async def slow_discard(group: str, channel: str) -> None:
-        nonlocal leaving, most
-        leaving += 1
-        most = max(most, leaving)
-        await asyncio.sleep(0.05)
-        await discard(group, channel)
-        leaving -= 1
-
-    with mock.patch.object(layer, "group_discard", slow_discard):
-        await asyncio.gather(*(socket.disconnect(timeout=3) for socket in sockets))
-    assert most == 2
-
-
-async def test_a_socket_gives_its_place_back_when_leaving_its_groups_fails(user, settings):
+async def test_a_consumer_that_fails_gives_its_place_back(user, settings, monkeypatch):
+    """Every way out returns the socket's place in its user's cap: here a handler that
+    raises (the consumer dies after counting)."""
     settings.WS_MAX_SOCKETS_PER_USER = 1
     key = await sync_to_async(token_for)(user)
-    path = "/identity/ws/check/leaving-fails/"  # a group no other test uses
-    socket = await open_socket(path, key)
-    unreachable = mock.AsyncMock(side_effect=ConnectionError("Redis is unreachable"))
-    layer = get_channel_layer()
-    with mock.patch.object(layer, "group_discard", unreachable), pytest.raises(ConnectionError):
-        await socket.disconnect()
-    again = await open_socket(path, key)  # refused if the count still held the first
+
+    async def broken(self, frame):
+        raise RuntimeError("a bug in a handler")
+
+    socket = await open_socket(CHECK, key)
+    monkeypatch.setattr(CheckConsumer, "receive_frame", broken)
+    await send(socket, {"type": "anything"})
+    with pytest.raises(RuntimeError):
+        await socket.wait(timeout=3)
+    monkeypatch.undo()
+    again = await open_socket(CHECK, key)  # refused if the first still held the place
     await again.disconnect()
 
 
-async def test_a_connection_broken_while_nobody_listened_is_replaced_at_the_next_handshake(user):
-    """After a Redis restart, a daphne with no socket open meanwhile still holds the dead
-    pub/sub connection; the first `group_add` on it fails (seen as an HTTP 500 handshake
-    through nginx). The consumer tries once more, on a fresh connection."""
-    layer = get_channel_layer()
-    join = layer.group_add
-    failures = [RedisConnectionError("Error UNKNOWN while writing to socket. Connection lost.")]
+async def test_a_revocation_closes_exactly_the_sockets_of_its_group(user, staff):
+    """Revocations are frames of the control topic; each process closes the sockets it holds
+    in the revoked groups."""
+    from identity.credentials import of_token
+    from identity.models import Token
 
-    async def broken_once(group: str, channel: str) -> None:
-        if failures:
-            raise failures.pop()
-        await join(group, channel)
-
-    key = await sync_to_async(token_for)(user)
-    with mock.patch.object(layer, "group_add", broken_once):
-        socket = await open_socket(CHECK, key)
-    assert failures == []
-    await socket.disconnect()
+    first = await sync_to_async(token_for)(user)
+    ending = await open_socket(CHECK, first)
+    staying = await open_socket(CHECK, await sync_to_async(token_for)(user))
+    other = await open_socket(CHECK, await sync_to_async(token_for)(staff))
+    token = await Token.objects.by_key(first).afirst()
+    await sync_to_async(publish.revoke_on_commit)([of_token(token).group])
+    assert await ending.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+    assert await staying.receive_nothing(timeout=0.3)
+    assert await other.receive_nothing(timeout=0.1)
+    for socket in (staying, other):
+        await socket.disconnect()

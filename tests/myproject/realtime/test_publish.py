@@ -245,13 +245,7 @@ def private_redis(settings):
     """A redis-server of our own, on a spare port, that the test may stop, freeze and restart."""
     server = PrivateRedis()
     server.start()
-    url = server.url
-    current = settings.CHANNEL_LAYERS["default"]
-    host = {**current["CONFIG"]["hosts"][0], "address": url}
-    settings.CHANNEL_LAYERS = {
-        "default": {**current, "CONFIG": {**current["CONFIG"], "hosts": [host]}}
-    }
-    settings.REDIS_URL = url
+    settings.REDIS_URL = server.url
     yield server
     if server.proc is not None:
         server.proc.send_signal(signal.SIGCONT)
