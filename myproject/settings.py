@@ -255,6 +255,8 @@ WS_CHECK_RATE = _rate("DJANGO_WS_CHECK_RATE", "50/s")
 WS_MAX_SOCKETS_PER_USER = env.int("DJANGO_WS_MAX_SOCKETS_PER_USER", default=50)
 WS_MESSAGE_RATE = _rate("DJANGO_WS_MESSAGE_RATE", "20/s")
 WS_MAX_SUBSCRIPTIONS = env.int("DJANGO_WS_MAX_SUBSCRIPTIONS", default=20)
+# Change events on every write (off: for benchmarks only, to measure what they cost).
+REALTIME_EVENTS = env.bool("DJANGO_REALTIME_EVENTS", default=True)
 # Frames kept per topic for resuming, and for how long after the topic's last frame.
 WS_HISTORY_SIZE = env.int("DJANGO_WS_HISTORY_SIZE", default=1000)
 WS_HISTORY_TTL = env.int("DJANGO_WS_HISTORY_TTL", default=300)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
@@ -70,7 +71,10 @@ def event(
 
 
 def event_on_commit(topic: str, type_: str, data: dict[str, Any], **extra: Any) -> None:
-    """Publish a change event to `topic` once the current transaction commits."""
+    """Publish a change event to `topic` once the current transaction commits (unless
+    `DJANGO_REALTIME_EVENTS` is off: `make bench` measures what events cost a write)."""
+    if not settings.REALTIME_EVENTS:
+        return
     text = event(type_, data, **extra)
     transaction.on_commit(lambda: publisher().put(topic, text), robust=True)
 
