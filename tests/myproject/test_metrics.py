@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import CategoryFactory, token_for
-from tests.live import server_env, uwsgi
+from tests.live import ROOT, server_env, uwsgi
 from tests.ws import connect, open_socket
 
 CONTRACT = [
@@ -129,3 +129,26 @@ def test_json_logs_carry_the_request_id(tmp_path, user):
     logged = [line for line in lines if line.get("request_id") == request_id]
     assert logged, log.read_text()[-2000:]
     assert {"time", "level", "logger", "message"} <= set(logged[0])
+
+
+def test_the_dashboard_reads_only_metrics_the_code_exports():
+    """deploy/monitoring/grafana-dashboard.json: every expression names metrics that exist."""
+    from myproject import metrics
+
+    root = ROOT / "deploy" / "monitoring"
+    exported = {
+        name
+        for collector in vars(metrics).values()
+        if hasattr(collector, "_name")
+        for name in (collector._name, f"{collector._name}_total", f"{collector._name}_bucket")
+    }
+    dashboard = json.loads((root / "grafana-dashboard.json").read_text())
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert expressions
+    for expression in expressions:
+        for name in re.findall(r"\b([a-z_]+(?:_total|_seconds_bucket|_connections|_queue))\b",
+                               expression):  # fmt: skip
+            assert name in exported, f"{name} in {expression!r} is not a metric of the code"
+    scrape = (root / "prometheus.yml").read_text()
+    assert "127.0.0.1:8000" in scrape
+    assert all(f"127.0.0.1:{port}" in scrape for port in (8080, 8081))
