@@ -110,3 +110,18 @@ def signed_in_token(env: dict[str, str]) -> str:
                           json={"username": "tester", "password": PASSWORD})  # fmt: skip
     assert response.status_code == 200, response.text
     return response.json()["token"]
+
+
+def test_the_docs_stand_alone():
+    """README.md and docs/: every relative link leads to a file of the repository, and none
+    leads outside it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        text = page.read_text()
+        assert "../shared" not in text, page
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(ROOT), f"{page.name} links outside: {target}"
+            assert resolved.exists(), f"{page.name} links to a missing {target}"

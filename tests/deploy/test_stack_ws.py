@@ -79,9 +79,9 @@ def test_clients_see_a_close_code_when_daphne_restarts_and_can_reconnect(stack):
             await greeted(socket)
             await socket.send("{}")  # the consumer is up and answering
             assert json.loads(await asyncio.wait_for(socket.recv(), 10))["code"] == "read_only"
-            # A daphne stopped within about a second of accepting a socket was seen to exit
-            # without closing its sockets (no close frame; not explained yet, see the README's
-            # known issues): restart one whose sockets have settled, as in production.
+            # A daphne stopped within about a second of its start was seen to exit without
+            # closing its sockets (no close frame; see docs/operations.md, known issues):
+            # restart one that has run a while, as in production.
             await asyncio.sleep(max(2.0, daphne_started() + 3 - time.time()))
             await asyncio.to_thread(stack.script, "restart-daphne")
             with pytest.raises(websockets.ConnectionClosed) as closed:

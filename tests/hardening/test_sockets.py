@@ -170,7 +170,7 @@ def test_places_come_back_after_a_restart_at_once_and_after_a_crash_within_a_min
     async def fill_then(action: str) -> None:
         sockets = await open_many(url, CAP)
         assert len(sockets) == CAP
-        await asyncio.sleep(3)  # the consumers are up (see the README's known issues)
+        await asyncio.sleep(3)  # the consumers are up (see docs/operations.md, known issues)
         if action == "restart":  # SIGTERM: daphne cancels its consumers
             await asyncio.to_thread(stack.script, "restart-daphne")
         else:  # SIGKILL: nothing runs, the places must expire
