@@ -152,3 +152,16 @@ def test_the_dashboard_reads_only_metrics_the_code_exports():
     scrape = (root / "prometheus.yml").read_text()
     assert "127.0.0.1:8000" in scrape
     assert all(f"127.0.0.1:{port}" in scrape for port in (8080, 8081))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_warning_is_logged_once(tmp_path):
+    """Django's own console handler (in debug) printed every django.request line a second time
+    beside the root's."""
+    log = tmp_path / "uwsgi.log"
+    with uwsgi(server_env(DJANGO_DEBUG="on"), log=log) as base:
+        marker = uuid.uuid4().hex
+        assert httpx.get(f"{base}/nowhere-{marker}/").status_code == 404
+        time.sleep(0.5)
+    lines = [line for line in log.read_text().splitlines() if f"nowhere-{marker}" in line]
+    assert len(lines) == 1, lines
