@@ -211,8 +211,9 @@ class Hub:
         self.inbox.put_nowait(("attach", listener, since, done))
         try:
             await asyncio.wait_for(asyncio.shield(done), ATTACH_TIMEOUT)
-        except TimeoutError:
-            self.detach(listener)  # if it got in meanwhile
+        except BaseException:  # timed out, or the socket's task was cancelled meanwhile
+            done.cancel()  # the hub skips it when it gets there
+            self.detach(listener)
             raise
 
     def detach(self, listener: Listener) -> None:
