@@ -263,3 +263,46 @@ async def test_a_user_subscription_delivers_what_its_reader_may_read():
     assert set(seen_by_reader["data"]) == {"uuid", "name", "enable", "is_staff", "date_joined"}
     for socket in (plain, full):
         await socket.disconnect()
+
+
+@transactional
+async def test_every_write_path_reaches_a_subscription(tmp_path):
+    """The admin, `import_catalog` and `adjust_stock` write through the same service, so a
+    live query sees their rows too."""
+    import io
+
+    from django.core.management import call_command
+    from django.test import Client
+
+    category = await sync_to_async(CategoryFactory)(slug="paths")
+    socket = await open_socket("/catalog/ws/")
+    await subscribe(socket, "q", "item", f"category={category.uuid}&in_stock=true")
+
+    async def row_frames(count: int) -> list[str]:
+        frames = []
+        while len(frames) < count:
+            frame = await receive(socket, timeout=5)
+            if "subscription" in frame:
+                frames.append(f"{frame['type']} {frame['data'].get('sku', '')}")
+        return frames
+
+    path = tmp_path / "items.csv"
+    path.write_text("sku,name,price,stock,category\nIMP-1,a,1.00,3,paths\nIMP-2,b,1.00,0,paths\n")
+    await sync_to_async(call_command)("import_catalog", str(path), stdout=io.StringIO())
+    assert await row_frames(1) == ["item.created IMP-1"]  # IMP-2 is not in stock
+
+    item = await sync_to_async(Item.objects.get)(sku="IMP-2")
+    await sync_to_async(items.adjust_stock)(item, 5)
+    assert await row_frames(1) == ["item.entered IMP-2"]
+
+    def admin_edit() -> int:
+        staff = StaffFactory(is_superuser=True)
+        client = Client()
+        client.force_login(staff)
+        form = {"sku": "IMP-2", "name": "b", "description": "", "price": "1.00", "stock": "0",
+                "category": str(category.uuid), "enable": "on"}  # fmt: skip
+        return client.post(f"/admin/catalog/item/{item.uuid}/change/", form).status_code
+
+    assert await sync_to_async(admin_edit)() == 302
+    assert await row_frames(1) == ["item.left IMP-2"]
+    await socket.disconnect()
