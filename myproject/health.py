@@ -8,10 +8,11 @@ channel layer (Redis) are reachable. Load balancers take a 503 from `/readyz` ou
 import logging
 
 import redis
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+from myproject import redis_clients
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +42,12 @@ def _check_database() -> str:
 
 
 def _check_channel_layer() -> str:
-    if not settings.REDIS_URL:
+    if not redis_clients.enabled():
         return "ok"  # in-memory layer: lives in this process
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-    )
     try:
-        client.ping()
+        # The shared client: behind Sentinel it asks for the current primary.
+        redis_clients.sync_client().ping()
     except redis.RedisError as exc:
         logger.warning("readyz: channel layer: %s", exc)
         return f"error: {exc}"
-    finally:
-        client.close()
     return "ok"
