@@ -3,11 +3,13 @@
 from rest_framework import authentication, exceptions
 
 from identity.models import Token, User
+from myproject import replicas
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[User, Token]:
-        token = Token.objects.by_key(key).first()
+        # A token created a moment ago may not have reached the replica yet.
+        token = replicas.or_primary(lambda: Token.objects.by_key(key).first())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
