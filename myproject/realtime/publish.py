@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from myproject import replicas
 from myproject.realtime.broker import broker
 from myproject.realtime.topics import Position
 
@@ -76,7 +77,12 @@ def event(
 def event_on_commit(topic: str, type_: str, data: dict[str, Any], **extra: Any) -> None:
     """Publish a change event to `topic` once the current transaction commits."""
     text = event(type_, data, **extra)
-    transaction.on_commit(lambda: publisher().put(topic, text), robust=True)
+    # With database replicas the frame carries its write's GTID, read right after the commit on
+    # the same connection, so that a REST read at a position that includes this frame waits
+    # for a replica that has the write (myproject.replicas, X-Stream-Position).
+    transaction.on_commit(
+        lambda: publisher().put(topic, text, replicas.committed_position()), robust=True
+    )
 
 
 def message(payload_: Any, sender: str | None) -> str:
@@ -117,19 +123,20 @@ class Publisher:
     """The background publisher of one process (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.queue: collections.deque[tuple[str, str]] = collections.deque()
+        # (topic, payload, GTID of the write or None)
+        self.queue: collections.deque[tuple[str, str, str | None]] = collections.deque()
         self.lock = threading.Condition()
         self.thread: threading.Thread | None = None
         self.busy = False
         self.dropped = 0
 
-    def put(self, topic: str, text: str) -> None:
+    def put(self, topic: str, text: str, gtid: str | None = None) -> None:
         with self.lock:
             if len(self.queue) >= QUEUE_LIMIT:
                 self.dropped += 1
                 logger.error("publish queue full: dropped a frame (%d so far)", self.dropped)
                 return
-            self.queue.append((topic, text))
+            self.queue.append((topic, text, gtid))
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="publisher", daemon=True)
                 self.thread.start()
@@ -155,7 +162,7 @@ class Publisher:
                 batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
                 self.busy = True
             try:
-                broker().publish(batch)
+                broker().publish([item[:2] for item in batch], [item[2] for item in batch])
             except Exception as exc:
                 with self.lock:
                     self.busy = False
