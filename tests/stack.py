@@ -203,24 +203,47 @@ def stack_ports() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def stack(stack_ports: None) -> Iterator[Stack]:
-    """The split stack, started once for the session by `make stack`, stopped at the end."""
+    """The split stack, started once for the session by `make stack`, stopped at the end (or
+    earlier, by `stop_stack`)."""
     yield from _run_stack()
+
+
+# How to stop the session's stack, while it runs.
+_teardowns: list[contextlib.ExitStack] = []
+
+
+def stop_stack() -> None:
+    """Stop the session's stack now, if it runs: the stack on the replicated stores
+    (tests/deploy/test_ha.py, run after every other stack test) needs its ports."""
+    while _teardowns:
+        _teardowns.pop().close()
+
+
+def stack_env() -> dict[str, str]:
+    """The environment for `make stack`: it brings its own production settings and secret key
+    (generated into var/)."""
+    env = dict(os.environ)
+    for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
+        env.pop(name, None)
+    return env
 
 
 def _run_stack() -> Iterator[Stack]:
     redis, mariadb = PrivateRedis(), PrivateMariaDB()
-    env = {**os.environ, "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
-    # The stack brings its own production settings and secret key (generated into var/).
-    for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
-        env.pop(name, None)
+    env = {**stack_env(), "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
     # A stack left behind by an interrupted run would hold the ports.
     make("stack-stop", env)
     busy = [port for port in STACK_PORTS if answers(port)]
     if busy:
         pytest.fail(f"ports {busy} are in use by something other than the stack")
-    redis.start()
-    mariadb.start()
-    try:
+    teardown = contextlib.ExitStack()
+    _teardowns.append(teardown)
+    with teardown:  # last in, first out: the stack, then its Redis and MariaDB
+        teardown.callback(mariadb.remove)
+        redis.start()
+        teardown.callback(redis.stop)
+        mariadb.start()
+        teardown.callback(make, "stack-stop", env)
         make("stack", env)
         manage_env = {**env, "DJANGO_SECRET_KEY": "stack-test-manage"}
         manage_env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
@@ -236,9 +259,3 @@ def _run_stack() -> Iterator[Stack]:
         )
         assert response.status_code == 200, response.text
         yield Stack(env=env, redis=redis, mariadb=mariadb, token=response.json()["token"])
-    finally:
-        try:
-            make("stack-stop", env)
-        finally:
-            redis.stop()
-            mariadb.remove()
