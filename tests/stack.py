@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,18 @@ def new_category(stack: "Stack", prefix: str) -> str:
                           json={"name": slug, "slug": slug})  # fmt: skip
     assert response.status_code == 201, response.text
     return response.json()["uuid"]
+
+
+def new_item(stack: "Stack", category: str) -> Callable[[httpx.Client], httpx.Response]:
+    """A request that creates an item in `category` on the stack (through nginx)."""
+
+    def send(client: httpx.Client) -> httpx.Response:
+        sku = f"ITEM-{uuid.uuid4().hex[:12]}"
+        return client.post(f"{NGINX}/catalog/items/", headers=stack.auth,
+                           json={"sku": sku, "name": "item", "price": "1.00", "stock": 1,
+                                 "category": category})  # fmt: skip
+
+    return send
 
 
 class PrivateMariaDB:
@@ -132,6 +145,48 @@ class Stack:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+
+@dataclass
+class Traffic:
+    """Requests sent in a loop from threads until stopped; what came back, and how fast."""
+
+    results: list[tuple[float, int, float, str]] = field(
+        default_factory=list
+    )  # at, status, s, body (its first 300 characters)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def statuses(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
+        return [status for at, status, _, _ in self.results if since <= at <= until]
+
+
+@contextlib.contextmanager
+def traffic(send: Callable[[httpx.Client], httpx.Response], threads: int = 2) -> Iterator[Traffic]:
+    """`send` in a loop from `threads` threads, each with a client of its own, until the block
+    ends (or `stop` is set)."""
+    record = Traffic()
+
+    def loop() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not record.stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = send(client)
+                    status, body = response.status_code, response.text[:300]
+                except httpx.HTTPError as exc:
+                    status, body = 0, repr(exc)
+                record.results.append((started, status, time.monotonic() - started, body))
+                time.sleep(0.1)
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield record
+    finally:
+        record.stop.set()
+        for worker in workers:
+            worker.join(60)
 
 
 def make(target: str, env: dict[str, str], timeout: float = 150) -> None:

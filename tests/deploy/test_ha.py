@@ -10,14 +10,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,15 @@ from tests.stack import (
     NGINX,
     ROOT,
     STACK_PORTS,
+    Traffic,
     answers,
     from_address,
     make,
+    new_category,
+    new_item,
     stack_env,
     stop_stack,
+    traffic,
     wait_for,
 )
 
@@ -51,7 +55,6 @@ SENTINELS = (26381, 26382, 26383)
 HA_PORTS = (PRIMARY_DB, REPLICA_DB, *REDIS_PORTS, *SENTINELS)
 HA_DIR = ROOT / "var" / "ha"
 CREDENTIALS = {"username": ADMIN_NAME, "password": ADMIN_PASSWORD}
-Send = Callable[[httpx.Client], tuple[httpx.Response, Any]]
 
 
 @dataclass
@@ -87,12 +90,12 @@ def ha(stack_ports: None) -> Iterator[HAStack]:
         startup = time.monotonic() - started
         assert startup < 90, f"make stack HA=1 took {startup:.0f} s"
         # The admin is made by manage.py with only var/run/stack.env for an environment.
-        created = in_stack_env(
+        admin = in_stack_env(
             f".venv/bin/python manage.py createsuperuser --noinput --name {ADMIN_NAME}"
             f" --email {ADMIN_NAME}@example.com",
             DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
         )
-        assert created.returncode == 0, created.stderr
+        assert admin.returncode == 0, admin.stderr
         response = httpx.post(f"{NGINX}/identity/token/", json=CREDENTIALS, timeout=30)
         assert response.status_code == 200, response.text
         yield HAStack(env=env, token=response.json()["token"])
@@ -178,60 +181,17 @@ def ha_script(command: str) -> None:
 # --- traffic -------------------------------------------------------------------------------
 
 
-@dataclass
-class Results:
-    """(sent at, status, body, what) of requests made in a loop until stopped."""
-
-    rows: list[tuple[float, int, str, Any]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def bad(self, ok: Callable[[int], bool] = lambda status: status < 400) -> list[tuple]:
-        return [row for row in self.rows if not ok(row[1])]
+def created(writes: Traffic) -> list[tuple[float, str]]:
+    """(sent at, uuid) of each item created (its body begins with the uuid)."""
+    return [
+        (at, re.match(r'\{"uuid":"([0-9a-f-]{36})"', body)[1])
+        for at, status, _, body in writes.results
+        if status == 201
+    ]
 
 
-@contextlib.contextmanager
-def loop(send: Send, threads: int) -> Iterator[Results]:
-    results = Results()
-
-    def run() -> None:
-        with httpx.Client(timeout=30) as client:
-            while not results.stop.is_set():
-                at = time.monotonic()
-                try:
-                    response, what = send(client)
-                    results.rows.append((at, response.status_code, response.text[:300], what))
-                except httpx.HTTPError as exc:
-                    results.rows.append((at, 0, repr(exc), None))
-                time.sleep(0.05)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    try:
-        yield results
-    finally:
-        results.stop.set()
-        for worker in workers:
-            worker.join(60)
-
-
-def new_category(ha: HAStack) -> str:
-    slug = f"ha-{uuid.uuid4().hex[:10]}"
-    response = httpx.post(f"{NGINX}/catalog/categories/", headers=ha.auth, timeout=30,
-                          json={"name": slug, "slug": slug})  # fmt: skip
-    assert response.status_code == 201, response.text
-    return response.json()["uuid"]
-
-
-def item_creator(ha: HAStack, category: str) -> Send:
-    def send(client: httpx.Client) -> tuple[httpx.Response, Any]:
-        sku = f"HA-{uuid.uuid4().hex[:12]}"
-        response = client.post(f"{NGINX}/catalog/items/", headers=ha.auth,
-                               json={"sku": sku, "name": "ha", "price": "1.00", "stock": 1,
-                                     "category": category})  # fmt: skip
-        return response, response.json().get("uuid") if response.status_code == 201 else None
-
-    return send
+def failed(record: Traffic) -> list[tuple]:
+    return [row for row in record.results if not 200 <= row[1] < 300]
 
 
 # --- sockets -------------------------------------------------------------------------------
@@ -309,7 +269,7 @@ def test_replication_runs_and_reads_are_served_by_the_replica(ha):
     status = replica_status()
     assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes")
     assert status["Using_Gtid"] == "Slave_Pos"
-    category = new_category(ha)  # a write: on the primary, then replicated
+    category = new_category(ha, "ha")  # a write: on the primary, then replicated
     wait_for(lambda: on_replica(f"SELECT 1 FROM catalog_category WHERE uuid = "
                                      f"'{category.replace('-', '')}'"),
              10, "the write did not reach the replica")  # fmt: skip
@@ -324,7 +284,7 @@ def test_replication_runs_and_reads_are_served_by_the_replica(ha):
 
 
 def test_stack_env_gives_a_shell_the_same_database_and_redis(ha):
-    category = new_category(ha)
+    category = new_category(ha, "ha")
     shown = in_stack_env(
         '.venv/bin/python manage.py shell -c "'
         "from django.conf import settings; from catalog.models import Category; "
@@ -352,10 +312,10 @@ def test_stack_env_gives_a_shell_the_same_database_and_redis(ha):
 
 
 def test_150_writes_each_read_back_at_once_through_a_lagging_replica(ha):
-    category = new_category(ha)
+    category = new_category(ha, "ha")
     items = []
     for _ in range(5):
-        response = item_creator(ha, category)(httpx.Client(timeout=30))[0]
+        response = new_item(ha, category)(httpx.Client(timeout=30))
         items.append(response.json()["uuid"])
     lagged = []
 
@@ -405,7 +365,7 @@ def test_a_logout_holds_at_once_despite_the_replica_lag(ha):
 
 
 def test_the_stream_position_of_a_read_misses_no_write_despite_the_replica_lag(ha):
-    category = new_category(ha)
+    category = new_category(ha, "ha")
     url = f"{NGINX}/catalog/items/?category={category}&page_size=1000"
 
     async def listen(since: str, until: float) -> list[dict]:
@@ -416,31 +376,29 @@ def test_the_stream_position_of_a_read_misses_no_write_despite_the_replica_lag(h
                     frames.append(json.loads(await asyncio.wait_for(socket.recv(), 0.5)))
         return frames
 
-    with replica_delayed(1), loop(item_creator(ha, category), threads=2) as writes:
+    with replica_delayed(1), traffic(new_item(ha, category)) as writes:
         time.sleep(2)
         # A reader that never wrote: nothing but the position makes it wait for the writes.
         listed = httpx.get(url, headers=ha.auth, timeout=30)
         assert listed.status_code == 200
         position = listed.headers["X-Stream-Position"]
-        stop_writes_at = time.monotonic() + 1
-        frames = asyncio.run(listen(position, until=stop_writes_at + 4))
+        counted_until = time.monotonic() + 0.5  # writes sent until then: heard by `listen`
+        frames = asyncio.run(listen(position, until=counted_until + 4))
     assert (frames[0]["type"], frames[0]["recovered"]) == ("hello", True), frames[0]
     seen = {row["uuid"] for row in listed.json()["results"]} | created_uuids(frames)
-    written = {what for _, status, _, what in writes.rows if status == 201}
-    made_before_stop = {what for at, status, _, what in writes.rows
-                        if status == 201 and at < stop_writes_at - 0.5}  # fmt: skip
-    assert made_before_stop - seen == set()
+    written = created(writes)
+    assert {uuid_ for at, uuid_ in written if at < counted_until} - seen == set()
     assert len(written) > 10
 
 
 def test_a_replica_far_behind_is_skipped(ha):
     with replica_delayed(30):
-        new_category(ha)  # something for the replica to be behind on
+        new_category(ha, "ha")  # something for the replica to be behind on
         wait_for(lambda: (replica_status()["Seconds_Behind_Master"] or 0) > 6, 20,
                  "the replica should be more than DJANGO_REPLICA_MAX_LAG behind")  # fmt: skip
         time.sleep(1.5)  # every process has checked it since
         before = com_select(REPLICA_DB)
-        category = new_category(ha)
+        category = new_category(ha, "ha")
         for _ in range(20):
             response = httpx.get(f"{NGINX}/catalog/categories/{category}/", headers=ha.auth)
             assert response.status_code == 200, response.text
@@ -448,8 +406,8 @@ def test_a_replica_far_behind_is_skipped(ha):
 
 
 def test_the_replica_shut_down_under_reads_costs_no_request(ha):
-    reader = lambda client: (client.get(f"{NGINX}/catalog/items/", headers=ha.auth), None)  # noqa: E731
-    with loop(reader, threads=4) as reads:
+    reader = lambda client: client.get(f"{NGINX}/catalog/items/", headers=ha.auth)  # noqa: E731
+    with traffic(reader, threads=4) as reads:
         time.sleep(1.5)
         subprocess.run(["mariadb-admin", "--protocol=tcp", "-h127.0.0.1", f"-P{REPLICA_DB}",
                         "-uroot", "shutdown"], check=True, timeout=60)  # fmt: skip
@@ -460,14 +418,14 @@ def test_the_replica_shut_down_under_reads_costs_no_request(ha):
         time.sleep(1.5)
         before = com_select(REPLICA_DB)
         time.sleep(1.5)
-    assert reads.bad() == []
-    assert len([row for row in reads.rows if row[0] > down]) > 20
+    assert failed(reads) == []
+    assert len([row for row in reads.results if row[0] > down]) > 20
     assert com_select(REPLICA_DB) > before  # reads went back to it
 
 
 def test_the_redis_primary_killed_under_writes_and_30_sockets(ha):
     primary = sentinel_primary()
-    category = new_category(ha)
+    category = new_category(ha, "ha")
     # A second token whose socket is closed by logging out after the failover: the channel
     # layer follows the new primary too.
     with from_address("127.0.0.8") as client:
@@ -476,7 +434,7 @@ def test_the_redis_primary_killed_under_writes_and_30_sockets(ha):
     urls = [f"{WS}/catalog/ws/"] * 20 + [f"{WS}/identity/ws/check/catalog/?token={ha.token}"] * 10
     with (
         Sockets([*urls, f"{WS}/identity/ws/check/room/?token={revoked}"]) as sockets,
-        loop(item_creator(ha, category), threads=2) as writes,
+        traffic(new_item(ha, category)) as writes,
     ):
         time.sleep(1.5)
         os.kill(pid_in(HA_DIR / f"redis-{primary}"), signal.SIGKILL)
@@ -499,23 +457,23 @@ def test_the_redis_primary_killed_under_writes_and_30_sockets(ha):
                               headers={"Authorization": f"Token {revoked}"})  # fmt: skip
         assert logout.status_code == 204
         wait_for(lambda: sockets.closed[-1] is not None, 5, "the revoked socket stayed open")
-        created = [(at, what) for at, status, _, what in writes.rows if status == 201]
-        last = created[-1][1]
+        made = created(writes)
+        last = made[-1][1]
         wait_for(lambda: all(last in created_uuids(frames) for frames in sockets.frames[:30]),
                  20, "events did not resume on every socket")  # fmt: skip
     assert failed_over - killed < 10
     assert "4401" in sockets.closed[-1]
     assert sockets.closed[:30] == [None] * 30  # no socket of the 30 was closed
-    assert writes.bad() == [], writes.bad()[:3]  # no write failed
-    assert len([at for at, _ in created if killed < at < failed_over]) >= 5
-    resumed = {what for at, what in created if at > failed_over + 1}
+    assert failed(writes) == [], failed(writes)[:3]  # no write failed
+    assert len([at for at, _ in made if killed < at < failed_over]) >= 5
+    resumed = {uuid_ for at, uuid_ in made if at > failed_over + 1}
     assert resumed
     for frames in sockets.frames[:30]:
         announced = check_continuity(frames)
         delivered = created_uuids(frames)
         assert resumed <= delivered  # events resume on the new primary
         if not announced:  # nothing lost without a hello saying so
-            assert {what for _, what in created} <= delivered
+            assert {uuid_ for _, uuid_ in made} <= delivered
     # What an operator does: bring the old primary back; Sentinel makes it a replica.
     ha_script("revive")
     info = redis.Redis(port=primary).info("replication")
