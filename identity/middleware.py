@@ -41,7 +41,10 @@ class WebSocketAuthMiddleware(BaseMiddleware):
             if token is not None:
                 user, credential = token.user, of_token(token)
         else:
-            user = await get_user(scope)
+            # On the primary: a session opened a moment ago may not be on a replica yet (and
+            # sockets opened with a session, the admin's, are few).
+            with replicas.primary():
+                user = await get_user(scope)
             session_key = scope["session"].session_key
             if user.is_authenticated and session_key:
                 credential = of_session(session_key)

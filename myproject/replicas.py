@@ -96,6 +96,8 @@ def committed_position() -> str | None:
         return None
     connection = connections[DEFAULT_DB_ALIAS]
     try:
+        if not getattr(connection, "mysql_is_mariadb", False):
+            return None  # no @@last_gtid (and no replica is used: Health._check)
         with connection.cursor() as cursor:
             cursor.execute("SELECT @@last_gtid")
             (gtid,) = cursor.fetchone()
