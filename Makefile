@@ -33,11 +33,15 @@ test: install  ## the whole suite against MariaDB and Redis
 	scripts/browser-deps.sh
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
+# HA=1: with a replicated MariaDB (:3316 -> :3317) and a Sentinel-watched Redis (:6381 -> :6382,
+# Sentinels :26381-26383) of their own on loopback (scripts/ha.sh).
+HA ?=
+
 stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080, :8081 in the background (var/log, var/run)
-	scripts/stack.sh start
+	HA=$(HA) scripts/stack.sh start
 
 stack-stop: install  ## stop what `make stack` started; nothing is left running
-	scripts/stack.sh stop
+	HA=$(HA) scripts/stack.sh stop
 
 # Benchmarks (not part of `make test`): the plotting extras and wrk on top of `install`.
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt bench/system-deps.sh

@@ -4,11 +4,13 @@ unknown, expired (`TOKEN_TTL`) or disabled user's token is a 401."""
 from rest_framework import authentication, exceptions
 
 from identity.models import Token, User
+from myproject import replicas
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[User, Token]:
-        token = Token.objects.by_key(key).first()
+        # A token created a moment ago may not have reached the replica yet.
+        token = replicas.or_primary(lambda: Token.objects.by_key(key).first())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.is_expired:

@@ -22,6 +22,7 @@ from rest_framework import serializers
 
 from catalog.serializers import CategorySerializer, ItemSerializer
 from identity.serializers import UserSerializer
+from myproject import replicas
 from myproject.db import close_old_connections
 from myproject.realtime import limits, topics
 from myproject.realtime.broker import broker
@@ -83,7 +84,13 @@ class CheckConsumer(EventConsumer):
 
 @close_old_connections
 def check_field(resource: str, field: Any, value: Any) -> list[str]:
-    """The errors the REST create of `resource` would report for `field` set to `value`."""
+    """The errors the REST create of `resource` would report for `field` set to `value`. On the
+    primary, as the create's own validation: a replica behind would call a taken value free."""
+    with replicas.primary():
+        return _check_field(resource, field, value)
+
+
+def _check_field(resource: str, field: Any, value: Any) -> list[str]:
     serializer = CHECKED[resource]()
     target = serializer.fields.get(field) if isinstance(field, str) else None
     if target is None or target.read_only:

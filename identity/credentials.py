@@ -28,6 +28,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from identity.models import Token, User
+from myproject import replicas
 from myproject.db import close_old_connections
 from myproject.realtime import publish, topics
 
@@ -59,8 +60,13 @@ def of_session(session_key: str) -> Credential:
 
 @close_old_connections
 def still_standing(credentials: Iterable[Credential]) -> set[Credential]:
-    """Those of `credentials` whose token or session is still valid for an enabled user."""
-    wanted = set(credentials)
+    """Those of `credentials` whose token or session is still valid for an enabled user. Asked
+    of the primary: a replica behind would end a credential created a moment ago."""
+    with replicas.primary():
+        return _standing(set(credentials))
+
+
+def _standing(wanted: set[Credential]) -> set[Credential]:
     digests = [c.key for c in wanted if c.kind == "token"]
     standing = {
         Credential("token", digest)

@@ -16,11 +16,13 @@ from urllib.parse import parse_qs
 from channels.auth import get_user
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from identity import tickets
 from identity.credentials import Credential, of_session, of_token
 from identity.models import Token, User
+from myproject import replicas
 from myproject.db import close_old_connections
 
 
@@ -39,7 +41,10 @@ class WebSocketAuthMiddleware(BaseMiddleware):
             if token is not None:
                 user, credential = token.user, of_token(token)
         else:
-            user = await get_user(scope)
+            # On the primary: a session opened a moment ago may not be on a replica yet (and
+            # sockets opened with a session, the admin's, are few).
+            with replicas.primary():
+                user = await get_user(scope)
             session_key = scope["session"].session_key
             if user.is_authenticated and session_key:
                 credential = of_session(session_key)
@@ -61,10 +66,19 @@ async def token_for_key(key: str) -> Token | None:
     """The unexpired token of an enabled user with this key. This is the handshake's first
     query, outside any consumer handler, on a connection that may have idled for hours: hence
     the decorator."""
-    token = await Token.objects.unexpired().by_key(key).afirst()
+    query = Token.objects.unexpired().by_key(key)
+    token = await query.afirst()
+    if token is None and settings.DATABASE_REPLICAS:
+        with replicas.primary():  # created a moment ago, not on the replica yet
+            token = await query.afirst()
     return token if token is not None and token.user.is_active else None
 
 
 @close_old_connections
 async def enabled_user(user_id: str) -> User | None:
-    return await User.objects.filter(pk=user_id, enable=True).afirst()
+    query = User.objects.filter(pk=user_id, enable=True)
+    user = await query.afirst()
+    if user is None and settings.DATABASE_REPLICAS:
+        with replicas.primary():  # a user created a moment ago, not on the replica yet
+            user = await query.afirst()
+    return user

@@ -55,6 +55,7 @@ def _check_channel_layer() -> str:
     if not redis_clients.enabled():
         return "ok"  # the embedded default: no Redis to reach
     try:
+        # The shared client: behind Sentinel it asks for the current primary.
         redis_clients.sync_client().ping()
     except (redis.RedisError, OSError) as exc:
         logger.warning("readyz: channel layer: %s", exc)

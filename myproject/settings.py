@@ -127,6 +127,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# Read replicas (myproject/replicas.py): one alias per URL (`replica1`, ...), the same database
+# as "default" seen through replication. Reads go to a healthy replica; writes, reads inside a
+# write and reads that must see a client's own writes go to the primary (or wait for them).
+DATABASE_REPLICAS = []
+for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    _replica = env.db_url_config(_url)
+    if _replica["ENGINE"] != "django.db.backends.mysql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS: MariaDB replicas (mysql://...) only.")
+    _replica["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        # A replica that does not answer is skipped: never wait long for it to accept.
+        "connect_timeout": 2,
+        **_replica.get("OPTIONS", {}),
+    }
+    _replica["CONN_MAX_AGE"] = DATABASES["default"].get("CONN_MAX_AGE", 0)
+    _replica["CONN_HEALTH_CHECKS"] = True
+    # Tests: the replica is the test database itself (no second one is created).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica{_number}"] = _replica
+    DATABASE_REPLICAS.append(f"replica{_number}")
+if DATABASE_REPLICAS:
+    DATABASE_ROUTERS = ["myproject.replicas.ReplicaRouter"]
+    MIDDLEWARE.insert(1, "myproject.replicas.ReplicaMiddleware")
+# A replica further behind than this (Seconds_Behind_Master) is skipped until it catches up.
+REPLICA_MAX_LAG = env.float("DJANGO_REPLICA_MAX_LAG", default=5.0)
+# How long a read waits for a replica to apply the writes it must see before it goes to the
+# primary instead (MASTER_GTID_WAIT).
+REPLICA_GTID_WAIT = env.float("DJANGO_REPLICA_GTID_WAIT", default=0.25)
+
 # Auth
 # https://docs.djangoproject.com/en/5.2/topics/auth/customizing/
 # ------------------------------------------------------------------------------

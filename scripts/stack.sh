@@ -5,7 +5,10 @@
 #                            -> daphne :8080 and :8081 (deploy/daphne.sh), one per core
 #
 # against DATABASE_URL / REDIS_URL (default: the local MariaDB and Redis, which
-# scripts/services.sh brings up). Logs in var/log/, pids in var/run/.
+# scripts/services.sh brings up). Logs in var/log/, pids in var/run/. With HA=1 (`make stack
+# HA=1`), against the replicated MariaDB and Sentinel-watched Redis of scripts/ha.sh instead,
+# which `start` creates and `stop` stops too. The environment the stack runs with is in
+# var/run/stack.env: `set -a; . var/run/stack.env; set +a` gives a shell the same.
 #
 #   scripts/stack.sh start           migrate, collectstatic, start them all, wait until ready
 #   scripts/stack.sh stop            stop them all; nothing of the stack is left running
@@ -31,6 +34,8 @@ READY_URLS=(http://127.0.0.1:8088/readyz http://127.0.0.1:8000/readyz)
 for port in "${DAPHNE_PORTS[@]}"; do READY_URLS+=("http://127.0.0.1:$port/readyz"); done
 START_TIMEOUT=${STACK_START_TIMEOUT:-60}
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
+HA=${HA:-}
+[[ $HA == 0 ]] && HA=""
 
 say() { echo "stack: $*"; }
 die() { echo "stack: $*" >&2; exit 1; }
@@ -146,6 +151,9 @@ stop() {
   pids=$(stack_pids)
   [[ -z $pids ]] || die "processes left running: $pids"
   say "stopped"
+  if [[ -n $HA ]]; then
+    scripts/ha.sh stop
+  fi
 }
 
 # --- readiness ---------------------------------------------------------------------------
@@ -203,7 +211,13 @@ ensure_nginx() {
 }
 
 environment() {
-  local local_services=""
+  local local_services="" line
+  if [[ -n $HA ]]; then
+    # The replicated topology's addresses win over whatever the shell had.
+    while IFS= read -r line; do
+      export "${line?}"
+    done < <(scripts/ha.sh env)
+  fi
   if [[ -z ${DATABASE_URL:-} ]]; then
     export DATABASE_URL=mysql://root@127.0.0.1:3306/myproject
     local_services=1
@@ -230,13 +244,17 @@ environment() {
 }
 
 # The environment the stack was started with, for restarting one of its processes later from
-# a shell that may not have it (it holds the secret key: owner-only).
+# a shell that may not have it, and for a shell (`manage.py`) to reach the same database and
+# Redis: POSIX shell, `set -a; . var/run/stack.env`. It holds the secret key: owner-only.
 save_environment() {
-  local name
+  local name value q="'"
   (
     umask 077
-    for name in DATABASE_URL REDIS_URL PATH PYTHONUNBUFFERED $(compgen -e | grep -E '^(DJANGO|UWSGI)_'); do
-      printf 'export %s=%q\n' "$name" "${!name}"
+    for name in DATABASE_URL DATABASE_REPLICA_URLS REDIS_URL REDIS_SENTINELS REDIS_SENTINEL_MASTER \
+      PATH PYTHONUNBUFFERED $(compgen -e | grep -E '^(DJANGO|UWSGI)_'); do
+      [[ -v $name ]] || continue
+      value=${!name}
+      printf "export %s='%s'\n" "$name" "${value//$q/$q\\$q$q}"
     done >"$RUN/stack.env"
   )
 }
@@ -314,6 +332,9 @@ start() {
   done
   ensure_nginx
   mkdir -p "$LOG" "$RUN" var/nginx
+  if [[ -n $HA ]]; then
+    scripts/ha.sh status >/dev/null 2>&1 || scripts/ha.sh start
+  fi
   environment
   save_environment
   rotate_logs
@@ -361,6 +382,9 @@ status() {
     [[ -n $pid ]] || rc=1
   done
   if ready "${READY_URLS[@]}"; then echo "ready"; else echo "not ready"; rc=1; fi
+  if [[ -n $HA ]]; then
+    scripts/ha.sh status || rc=1
+  fi
   return $rc
 }
 

@@ -15,6 +15,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("stack"):
             item.add_marker(pytest.mark.xdist_group("stack"))
+    # The stack on the replicated stores takes the stack's ports from the session's stack,
+    # which it stops: its tests run last.
+    items.sort(key=lambda item: item.get_closest_marker("ha") is not None)
 
 
 @pytest.fixture(autouse=True)

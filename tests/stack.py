@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,18 @@ def new_category(stack: "Stack", prefix: str) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
+
+
+def new_item(stack: "Stack", category: str) -> Callable[[httpx.Client], httpx.Response]:
+    """A request that creates an item in `category` on the stack (through nginx)."""
+
+    def send(client: httpx.Client) -> httpx.Response:
+        sku = f"ITEM-{uuid.uuid4().hex[:12]}"
+        return client.post(f"{NGINX}/catalog/items/", headers=stack.auth,
+                           json={"sku": sku, "name": "item", "price": "1.00", "stock": 1,
+                                 "category": category})  # fmt: skip
+
+    return send
 
 
 class PrivateMariaDB:
@@ -201,6 +214,48 @@ def manage(env: dict[str, str], *args: str, **extra: str) -> str:
     return result.stdout
 
 
+@dataclass
+class Traffic:
+    """Requests sent in a loop from threads until stopped; what came back, and how fast."""
+
+    results: list[tuple[float, int, float, str]] = field(
+        default_factory=list
+    )  # at, status, s, body (its first 300 characters)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def statuses(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
+        return [status for at, status, _, _ in self.results if since <= at <= until]
+
+
+@contextlib.contextmanager
+def traffic(send: Callable[[httpx.Client], httpx.Response], threads: int = 2) -> Iterator[Traffic]:
+    """`send` in a loop from `threads` threads, each with a client of its own, until the block
+    ends (or `stop` is set)."""
+    record = Traffic()
+
+    def loop() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not record.stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = send(client)
+                    status, body = response.status_code, response.text[:300]
+                except httpx.HTTPError as exc:
+                    status, body = 0, repr(exc)
+                record.results.append((started, status, time.monotonic() - started, body))
+                time.sleep(0.1)
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield record
+    finally:
+        record.stop.set()
+        for worker in workers:
+            worker.join(60)
+
+
 def make(target: str, env: dict[str, str], timeout: float = 150) -> None:
     result = subprocess.run(
         ["make", "--no-print-directory", target],
@@ -270,24 +325,47 @@ def stack_ports() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def stack(stack_ports: None) -> Iterator[Stack]:
-    """The split stack, started once for the session by `make stack`, stopped at the end."""
+    """The split stack, started once for the session by `make stack`, stopped at the end (or
+    earlier, by `stop_stack`)."""
     yield from _run_stack()
+
+
+# How to stop the session's stack, while it runs.
+_teardowns: list[contextlib.ExitStack] = []
+
+
+def stop_stack() -> None:
+    """Stop the session's stack now, if it runs: the stack on the replicated stores
+    (tests/deploy/test_ha.py, run after every other stack test) needs its ports."""
+    while _teardowns:
+        _teardowns.pop().close()
+
+
+def stack_env() -> dict[str, str]:
+    """The environment for `make stack`: it brings its own production settings and secret key
+    (generated into var/)."""
+    env = dict(os.environ)
+    for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
+        env.pop(name, None)
+    return env
 
 
 def _run_stack() -> Iterator[Stack]:
     redis, mariadb = PrivateRedis(), PrivateMariaDB()
-    env = {**os.environ, "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
-    # The stack brings its own production settings and secret key (generated into var/).
-    for name in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_HTTPS", "DJANGO_NUM_PROXIES"):
-        env.pop(name, None)
+    env = {**stack_env(), "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
     # A stack left behind by an interrupted run would hold the ports.
     make("stack-stop", env)
     busy = [port for port in STACK_PORTS if answers(port)]
     if busy:
         pytest.fail(f"ports {busy} are in use by something other than the stack")
-    redis.start()
-    mariadb.start()
-    try:
+    teardown = contextlib.ExitStack()
+    _teardowns.append(teardown)
+    with teardown:  # last in, first out: the stack, then its Redis and MariaDB
+        teardown.callback(mariadb.remove)
+        redis.start()
+        teardown.callback(redis.stop)
+        mariadb.start()
+        teardown.callback(make, "stack-stop", env)
         make("stack", env)
         manage(env, "createsuperuser", "--noinput", "--name", ADMIN_NAME, "--email",
                f"{ADMIN_NAME}@example.com", DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD)  # fmt: skip
@@ -298,9 +376,3 @@ def _run_stack() -> Iterator[Stack]:
         )
         assert response.status_code == 200, response.text
         yield Stack(env=env, redis=redis, mariadb=mariadb, token=response.json()["token"])
-    finally:
-        try:
-            make("stack-stop", env)
-        finally:
-            redis.stop()
-            mariadb.remove()

@@ -29,6 +29,7 @@ A payload is the JSON text of the frame without its position (the hub appends `t
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 import sqlite3
@@ -65,8 +66,12 @@ OnFrame = Callable[[str, str, int, str], None]
 
 
 class Broker(Protocol):
-    def publish(self, items: Sequence[tuple[str, str]]) -> list[Position]:
-        """Number, keep and announce each `(topic, payload)`, in order (blocking)."""
+    def publish(
+        self, items: Sequence[tuple[str, str]], gtids: Sequence[str | None] = ()
+    ) -> list[Position]:
+        """Number, keep and announce each `(topic, payload)`, in order (blocking); `gtids`, one
+        per item where known, are the database writes the frames announce (myproject.replicas).
+        """
 
     async def apublish(self, topic: str, payload: str) -> Position: ...
 
@@ -139,7 +144,8 @@ class Subscriptions:
 # --- Redis -------------------------------------------------------------------------------------
 
 # KEYS: meta hash, stream. ARGV: payload, epoch candidate, size, ttl ms, meta ttl ms, channel,
-# announce (1: PUBLISH now; 0: the caller publishes once a replica has the frame).
+# announce (1: PUBLISH now; 0: the caller publishes once a replica has the frame), the GTID of
+# the frame's database write ('' if none).
 # Every script that may find a topic without an epoch starts it here: a new epoch at 0, with no
 # history (a stream left over from a lost epoch would be another numbering).
 START_EPOCH = """
@@ -158,6 +164,26 @@ local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'p', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+-- With database replicas, field g covers the writes of every frame so far: the highest GTID
+-- of each replication domain ("domain-server-seq", comma-separated), as myproject.replicas.merge
+-- computes it. A REST read waits for the replica to apply g before it reads (X-Stream-Position).
+if ARGV[8] ~= '' then
+  local best, order = {}, {}
+  for gtid in string.gmatch((redis.call('HGET', KEYS[1], 'g') or '') .. ',' .. ARGV[8], '[^,]+') do
+    local domain, number = string.match(gtid, '^(%d+)-%d+-(%d+)$')
+    if domain then
+      if not best[domain] then
+        table.insert(order, domain)
+        best[domain] = gtid
+      elseif tonumber(number) > tonumber(string.match(best[domain], '(%d+)$')) then
+        best[domain] = gtid
+      end
+    end
+  end
+  local merged = {}
+  for _, domain in ipairs(order) do table.insert(merged, best[domain]) end
+  redis.call('HSET', KEYS[1], 'g', table.concat(merged, ','))
+end
 local message = epoch .. ' ' .. seq .. ' ' .. ARGV[1]
 if ARGV[7] == '1' then
   redis.call('PUBLISH', ARGV[6], message)
@@ -171,7 +197,7 @@ POSITION = (
     START_EPOCH.format(candidate=1)
     + """
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {epoch, tonumber(redis.call('HGET', KEYS[1], 's'))}
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 's')), redis.call('HGET', KEYS[1], 'g') or ''}
 """
 )
 
@@ -203,6 +229,7 @@ return {epoch, tonumber(redis.call('HGET', KEYS[1], 's'))}
 """
 
 PREFIX = "myproject:rt:"
+UNACKNOWLEDGED_LOG = 10.0  # seconds between two reports of frames no replica acknowledged
 
 
 def _keys(topic: str) -> list[str]:
@@ -223,6 +250,13 @@ def _position(reply: Sequence[object]) -> Position:
     return Position(epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(reply[1]))
 
 
+def _position_with_gtid(reply: Sequence[object]) -> Position:
+    """POSITION's reply: the position, with the GTID that covers its frames' writes."""
+    position = _position(reply)
+    gtid = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
+    return Position(position.epoch, position.seq, gtid=gtid or None)
+
+
 class RedisBroker:
     def __init__(self) -> None:
         self.size = settings.WS_HISTORY_SIZE
@@ -230,6 +264,8 @@ class RedisBroker:
         # Behind Sentinel, announce a frame only once a replica holds it (see the docstring).
         self.replicas = settings.REDIS_WAIT_REPLICAS
         self._scripts: dict[str, object] = {}
+        self._unacknowledged = 0
+        self._next_unacknowledged_log = 0.0
 
     def _script(self, client: redis.Redis | redis.asyncio.Redis, source: str) -> object:
         # register_script caches the SHA and falls back to EVAL after a Redis restart.
@@ -239,21 +275,24 @@ class RedisBroker:
             script = self._scripts[key] = client.register_script(source)
         return script
 
-    def _publish_args(self, payload: str, topic: str, announce: bool) -> list[object]:
+    def _publish_args(
+        self, payload: str, topic: str, announce: bool, gtid: str | None = None
+    ) -> list[object]:
         return [
             payload, new_epoch_name(), self.size, self.ttl_ms, META_TTL * 1000,
-            channel(topic), "1" if announce else "0",
+            channel(topic), "1" if announce else "0", gtid or "",
         ]  # fmt: skip
 
-    def publish(self, items: Sequence[tuple[str, str]]) -> list[Position]:
+    def publish(
+        self, items: Sequence[tuple[str, str]], gtids: Sequence[str | None] = ()
+    ) -> list[Position]:
         client = redis_clients.sync_client()
         script = self._script(client, PUBLISH)
         announce = not self.replicas
         pipe = client.pipeline(transaction=False)
-        for topic, payload in items:
-            script(
-                keys=_keys(topic), args=self._publish_args(payload, topic, announce), client=pipe
-            )
+        for (topic, payload), gtid in itertools.zip_longest(items, gtids[: len(items)]):
+            args = self._publish_args(payload, topic, announce, gtid)
+            script(keys=_keys(topic), args=args, client=pipe)
         positions = [_position(reply) for reply in pipe.execute()]
         if not announce:
             self._wait_for_replicas(client)
@@ -266,11 +305,17 @@ class RedisBroker:
     def _wait_for_replicas(self, client: redis.Redis) -> None:
         acknowledged = client.execute_command("WAIT", self.replicas, settings.REDIS_WAIT_TIMEOUT_MS)
         if acknowledged < self.replicas:
-            logger.warning(
-                "frames announced before %d replica(s) acknowledged them (%d did)",
-                self.replicas,
-                acknowledged,
-            )
+            # After a failover the new primary has no replica until the old one is back: every
+            # batch is announced unacknowledged, so say so every UNACKNOWLEDGED_LOG seconds only.
+            self._unacknowledged += 1
+            if time.monotonic() >= self._next_unacknowledged_log:
+                logger.warning(
+                    "frames announced before %d replica(s) acknowledged them (%d did; %d such "
+                    "batch(es) since the last report)",
+                    self.replicas, acknowledged, self._unacknowledged,
+                )  # fmt: skip
+                self._unacknowledged = 0
+                self._next_unacknowledged_log = time.monotonic() + UNACKNOWLEDGED_LOG
 
     async def apublish(self, topic: str, payload: str) -> Position:
         client = redis_clients.async_client()
@@ -287,13 +332,14 @@ class RedisBroker:
     def position(self, topic: str) -> Position:
         client = redis_clients.sync_client()
         script = self._script(client, POSITION)
-        return _position(script(keys=_keys(topic), args=[new_epoch_name(), META_TTL * 1000]))
+        reply = script(keys=_keys(topic), args=[new_epoch_name(), META_TTL * 1000])
+        return _position_with_gtid(reply)
 
     async def aposition(self, topic: str) -> Position:
         client = redis_clients.async_client()
         script = self._script(client, POSITION)
         reply = await script(keys=_keys(topic), args=[new_epoch_name(), META_TTL * 1000])
-        return _position(reply)
+        return _position_with_gtid(reply)
 
     async def history(
         self, topic: str, epoch: str, after: int, until: int | None = None
@@ -427,7 +473,10 @@ class LocalBroker:
             db.execute("INSERT INTO topic (name, epoch, seq) VALUES (?, ?, ?)", (topic, *row))
         return Position(*row)
 
-    def publish(self, items: Sequence[tuple[str, str]]) -> list[Position]:
+    def publish(
+        self, items: Sequence[tuple[str, str]], gtids: Sequence[str | None] = ()
+    ) -> list[Position]:
+        # No database replicas without Redis: `gtids` has nothing to cover.
         db = self._db()
         positions = []
         now = time.time()

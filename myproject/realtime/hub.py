@@ -303,6 +303,9 @@ class Hub:
         they are lost."""
         current, entries = await broker().history(self.topic, self.epoch, self.seq, until)
         if entries is None:
+            if not current.epoch:
+                # Redis lost the topic (it restarted empty): the topic starts its new epoch now.
+                current = await broker().aposition(self.topic)
             if current.epoch == self.epoch and current.seq < self.seq:
                 # The numbering went back (a failover to a replica that had not received the
                 # last frames): the positions clients hold are ambiguous now, so start afresh.
@@ -320,7 +323,24 @@ class Hub:
     async def _resync(self) -> None:
         if not self.ready.is_set():
             return
+        if await self._diverged():
+            await self._announce(await broker().new_epoch(self.topic, stale=self.epoch))
+            return
         await self._catch_up()
+
+    async def _diverged(self) -> bool:
+        """After a reconnection: whether the broker now holds another frame at this hub's
+        position than the one the hub delivered there. A Redis failover to a replica that had
+        not received the last frames numbers the next ones from where the replica was, reusing
+        seqs the hub has delivered: without this check their frames would pass for duplicates
+        and be skipped silently. (A failover that went back without new frames yet is the
+        `current.seq < self.seq` case of `_catch_up`.)"""
+        if not self.ring or self.ring[-1].seq != self.seq:
+            return False  # nothing delivered since the hub started or announced
+        current, entries = await broker().history(self.topic, self.epoch, self.seq - 1, self.seq)
+        if current.epoch != self.epoch or current.seq < self.seq or not entries:
+            return False  # another epoch, numbering gone back, or expired: `_catch_up` says so
+        return entries[0].payload != self.ring[-1].payload
 
     async def _announce(self, position: Position) -> None:
         """Tell every socket its view may have a gap, and continue from `position`."""

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from myproject import metrics
+from myproject import metrics, replicas
 from myproject.realtime import topics
 from myproject.realtime.broker import broker
 from myproject.realtime.topics import Position
@@ -76,7 +76,12 @@ def event_on_commit(topic: str, type_: str, data: dict[str, Any], **extra: Any) 
     if not settings.REALTIME_EVENTS:
         return
     text = event(type_, data, **extra)
-    transaction.on_commit(lambda: publisher().put(topic, text), robust=True)
+    # With database replicas the frame carries its write's GTID, read right after the commit on
+    # the same connection, so that a REST read at a position that includes this frame waits
+    # for a replica that has the write (myproject.replicas, X-Stream-Position).
+    transaction.on_commit(
+        lambda: publisher().put(topic, text, replicas.committed_position()), robust=True
+    )
 
 
 def message(payload_: Any, sender: str | None) -> str:
@@ -111,20 +116,21 @@ class Publisher:
     """The background publisher of one process (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.queue: collections.deque[tuple[str, str]] = collections.deque()
+        # (topic, payload, GTID of the write or None)
+        self.queue: collections.deque[tuple[str, str, str | None]] = collections.deque()
         self.lock = threading.Condition()
         self.thread: threading.Thread | None = None
         self.busy = False
         self.dropped = 0
 
-    def put(self, topic: str, text: str) -> None:
+    def put(self, topic: str, text: str, gtid: str | None = None) -> None:
         with self.lock:
             if len(self.queue) >= QUEUE_LIMIT:
                 self.dropped += 1
                 metrics.EVENTS_DROPPED.inc()
                 logger.error("publish queue full: dropped a frame (%d so far)", self.dropped)
                 return
-            self.queue.append((topic, text))
+            self.queue.append((topic, text, gtid))
             metrics.EVENTS_QUEUED.set(len(self.queue))
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -151,7 +157,7 @@ class Publisher:
                 batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
                 self.busy = True
             try:
-                broker().publish(batch)
+                broker().publish([item[:2] for item in batch], [item[2] for item in batch])
             except Exception as exc:
                 with self.lock:
                     self.busy = False
@@ -161,7 +167,7 @@ class Publisher:
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue
             delay = 0.05
-            published([topic for topic, _ in batch])
+            published([item[0] for item in batch])
             with self.lock:
                 for _ in batch:
                     self.queue.popleft()

@@ -8,7 +8,7 @@ is `<epoch>:<seq>`: the seq-th frame of the topic within that epoch (myproject.r
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 USERS = "users"
 CATALOG = "catalog"
@@ -48,10 +48,13 @@ def credential_group(digest: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a topic stands: the last frame published (`seq`) within `epoch`."""
+    """Where a topic stands: the last frame published (`seq`) within `epoch`. With database
+    replicas, `gtid` is the MariaDB GTID position that covers the writes of every frame up to
+    here (myproject.replicas); it is not part of the position's identity or text."""
 
     epoch: str
     seq: int
+    gtid: str | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.epoch}:{self.seq}"

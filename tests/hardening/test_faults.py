@@ -4,80 +4,25 @@ restarted, a uWSGI worker killed. Nothing committed is lost, errors are JSON 503
 dependency is down, and everything recovers by itself, with no restart.
 """
 
-import contextlib
 import json
 import os
 import signal
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.stack import NGINX, children, new_category, pid_file, wait_for
+from tests.stack import NGINX, children, new_category, new_item, pid_file, traffic, wait_for
 
 pytestmark = pytest.mark.stack
 
 WS = NGINX.replace("http", "ws")
 
 
-@dataclass
-class Traffic:
-    """Requests sent in a loop from a thread until stopped; what came back, and how fast."""
-
-    results: list[tuple[float, int, float, str]] = field(
-        default_factory=list
-    )  # at, status, s, body
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def statuses(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
-        return [status for at, status, _, _ in self.results if since <= at <= until]
-
-
-@contextlib.contextmanager
-def traffic(send: Callable[[httpx.Client], httpx.Response], threads: int = 2) -> Iterator[Traffic]:
-    record = Traffic()
-
-    def loop() -> None:
-        with httpx.Client(timeout=30) as client:
-            while not record.stop.is_set():
-                started = time.monotonic()
-                try:
-                    response = send(client)
-                    status, body = response.status_code, response.text[:300]
-                except httpx.HTTPError as exc:
-                    status, body = 0, repr(exc)
-                record.results.append((started, status, time.monotonic() - started, body))
-                time.sleep(0.1)
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    try:
-        yield record
-    finally:
-        record.stop.set()
-        for worker in workers:
-            worker.join(60)
-
-
 @pytest.fixture(scope="module")
 def category(stack) -> str:
     return new_category(stack, "faults")
-
-
-def new_item(stack: object, category: str) -> Callable[[httpx.Client], httpx.Response]:
-    def send(client: httpx.Client) -> httpx.Response:
-        sku = f"FAULT-{uuid.uuid4().hex[:12]}"
-        return client.post(f"{NGINX}/catalog/items/", headers=stack.auth,
-                           json={"sku": sku, "name": "fault", "price": "1.00", "stock": 1,
-                                 "category": category})  # fmt: skip
-
-    return send
 
 
 def next_event(socket: ClientConnection, type_: str, uuid: str | None = None) -> dict:

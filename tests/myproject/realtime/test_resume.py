@@ -156,6 +156,42 @@ async def test_a_history_reset_is_announced_before_the_new_epochs_first_frame(pr
     await socket.disconnect()
 
 
+async def test_a_failover_that_reuses_a_delivered_seq_is_announced(private_redis, settings, token):
+    """A Redis failover to a replica that had not received the last frame: the promoted replica
+    numbers its next frame with the seq the hub already delivered. The hub, reconnecting, finds
+    another frame there and announces it, rather than skipping the new one as a duplicate."""
+    import redis
+
+    replica = PrivateRedis()
+    replica.start()
+    try:
+        promoted = redis.Redis.from_url(replica.url)
+        promoted.config_set("repl-diskless-load", "swapdb")  # no dump.rdb in the working tree
+        promoted.replicaof("127.0.0.1", private_redis.port)
+        name = room()
+        socket = await open_socket(f"/identity/ws/check/{name}/", token)
+        await say(name, 0)
+        assert await messages(socket, 1) == [(1, 0)]
+        assert redis.Redis.from_url(private_redis.url).wait(1, 5000) == 1  # the replica has it
+        promoted.replicaof("no", "one")  # promoted before the next frame reached it
+        await say(name, 1)
+        assert await messages(socket, 1) == [(2, 1)]
+        settings.REDIS_URL = replica.url  # where clients find the primary now (as Sentinel says)
+        await say(name, 2)  # seq 2 again, on the promoted replica
+        private_redis.stop()  # the old primary dies: the hub's subscription drops
+        hello = await receive(socket, timeout=10)
+        assert (hello["type"], hello["recovered"]) == ("hello", False)
+        assert hello["epoch"] != socket.hello["epoch"]
+        await say(name, 3)
+        frame = await receive(socket, timeout=5)
+        expected = (hello["epoch"], hello["seq"] + 1, {"n": 3})
+        assert (frame["epoch"], frame["seq"], frame["message"]) == expected
+        private_redis.start()  # back, for the socket's channel layer to leave its groups
+        await socket.disconnect()
+    finally:
+        replica.stop()
+
+
 async def test_chat_messages_go_through_the_same_numbering(token):
     name = room()
     socket = await open_socket(f"/identity/ws/check/{name}/", token)
