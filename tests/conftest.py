@@ -1,11 +1,15 @@
 """Fixtures shared by every test: clients signed in as a user or as staff, a clean cache."""
 
+import signal
+from collections.abc import Iterator
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from identity.models import User
 from tests.factories import StaffFactory, UserFactory, token_for
+from tests.live import PrivateRedis
 from tests.stack import stack, stack_ports  # noqa: F401 - the session's split stack
 
 
@@ -45,6 +49,19 @@ def user(db: None) -> User:
 @pytest.fixture
 def staff(db: None) -> User:
     return StaffFactory(name="root")
+
+
+@pytest.fixture
+def private_redis(settings) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, on a spare port, which it may stop, freeze (SIGSTOP)
+    and restart; the application uses it for the test's duration."""
+    server = PrivateRedis()
+    server.start()
+    settings.REDIS_URL = server.url
+    yield server
+    if server.proc is not None:
+        server.proc.send_signal(signal.SIGCONT)
+    server.stop()
 
 
 def client_for(user: User) -> APIClient:

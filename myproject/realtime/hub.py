@@ -351,6 +351,8 @@ class Hub:
         metrics.ANNOUNCED_GAPS.inc()
         self.epoch, self.seq = position.epoch, position.seq
         self._forget_ring()
+        if self.topic == CONTROL:
+            self.registry.revocations_lost()
         for listener in self.listeners():
             listener.seq = position.seq
             await listener.sink.send(listener.greeting(self.topic, position, False))

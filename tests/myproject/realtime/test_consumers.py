@@ -77,3 +77,16 @@ async def test_a_revocation_closes_exactly_the_sockets_of_its_group(user, staff)
     assert await other.receive_nothing(timeout=0.1)
     for socket in (staying, other):
         await socket.disconnect()
+
+
+async def test_a_revocation_lost_in_a_redis_restart_still_closes_its_socket(private_redis, user):
+    """The control topic's frames are read back after a reconnection; when Redis lost them
+    (it restarted empty), every socket's credential is checked at once instead."""
+    from identity.models import Token
+
+    key = await sync_to_async(token_for)(user)
+    socket = await open_socket(CHECK, key)
+    private_redis.stop()  # the revocation's frame waits in this process's publisher...
+    await Token.objects.filter(digest=(await Token.objects.by_key(key).afirst()).digest).adelete()
+    private_redis.start()  # ...and lands in a new epoch, which the hub cannot tie to the old one
+    assert await socket.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}

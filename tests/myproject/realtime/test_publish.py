@@ -22,7 +22,6 @@ from catalog.services import items
 from identity.models import User
 from tests.conftest import client_for
 from tests.factories import CategoryFactory, StaffFactory, token_for
-from tests.live import PrivateRedis
 from tests.ws import body, open_socket, receive, receive_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -238,18 +237,6 @@ async def test_a_burst_of_500_events_reaches_every_subscriber_in_order():
 
 
 # --- Redis trouble never fails, slows or rolls back a write -----------------------------------
-
-
-@pytest.fixture
-def private_redis(settings):
-    """A redis-server of our own, on a spare port, that the test may stop, freeze and restart."""
-    server = PrivateRedis()
-    server.start()
-    settings.REDIS_URL = server.url
-    yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)
-    server.stop()
 
 
 def timed_create(api, category, sku: str) -> float:

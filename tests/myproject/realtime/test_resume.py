@@ -109,15 +109,6 @@ async def test_rest_reads_report_the_position_to_resume_from(anon):
     await socket.disconnect()
 
 
-@pytest.fixture
-def private_redis(settings):
-    server = PrivateRedis()
-    server.start()
-    settings.REDIS_URL = server.url
-    yield server
-    server.stop()
-
-
 def kill_subscriptions(server: PrivateRedis) -> None:
     import redis
 
