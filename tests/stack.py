@@ -7,7 +7,6 @@ The stack runs against a private MariaDB server and a private Redis, each on a f
 a test may stop and start again without disturbing the rest of the suite.
 """
 
-import contextlib
 import fcntl
 import getpass
 import os
@@ -220,34 +219,6 @@ def pid_file(name: str) -> int:
 def daphne_started() -> float:
     """When the most recently (re)started daphne of the stack was started (its pid file)."""
     return max((RUN / f"daphne-{port}.pid").stat().st_mtime for port in DAPHNE_PORTS)
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (PID 1 may be slow to reap orphans)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for child in children(pid):
-        found += [child, *descendants(child)]
-    return found
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> None:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.stack import NGINX, children, new_category, pid_file, wait_for
+from tests.live import children
+from tests.stack import NGINX, new_category, pid_file, wait_for
 
 pytestmark = pytest.mark.stack
 
