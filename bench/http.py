@@ -1,11 +1,12 @@
 """
 HTTP benchmarks: the split (the same DRF list on uWSGI and on daphne), the ceiling (a static
-file and a constant JsonResponse), uWSGI's sizing, the cost of one serialized row, and the
-queries per list request.
+file and a constant JsonResponse), the write path (events on and off), uWSGI's sizing under a
+mixed load, the cost of one serialized row, and the queries per list request.
 """
 
 import json
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -163,17 +164,127 @@ def ceiling(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
     }
 
 
+def writes(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
+    """issues 15 and 19: what publishing costs a write. Single item POSTs one after another (one
+    connection through nginx, wrk), with events and with DJANGO_REALTIME_EVENTS=off (writes
+    publish nothing), uWSGI restarted for each, alternating."""
+    states = ["on", "off"]
+    runs: dict[str, list[dict[str, Any]]] = {state: [] for state in states}
+    try:
+        for rep in range(reps):
+            for state in states if rep % 2 == 0 else states[::-1]:
+                stack.set_uwsgi_env(DJANGO_REALTIME_EVENTS="" if state == "on" else "off")
+                url, tag = f"{NGINX}/catalog/items/", f"W{rep}{state}"
+                wrk(stack, url, 1, 1.0, 1, stack.auth, ["post", f"{tag}w", stack.category])
+                run = wrk(stack, url, 1, duration, 1, stack.auth, ["post", tag, stack.category])
+                runs[state].append(run)
+                p = run["latency_us"]["percentiles"]
+                log(
+                    f"  round {rep + 1}/{reps} events {state}: POST p50 {p['50'] / 1000:.2f} ms,"
+                    f" p99 {p['99'] / 1000:.2f} ms, {run['rps']:.0f}/s, {run['errors']} errors"
+                )
+    finally:
+        stack.set_uwsgi_env(DJANGO_REALTIME_EVENTS="")
+    p50 = {s: [run["latency_us"]["percentiles"]["50"] / 1000 for run in runs[s]] for s in states}
+    added = spread([a - b for a, b in zip(p50["on"], p50["off"], strict=True)])
+    errors = sum(run["errors"] for value in runs.values() for run in value)
+    return {
+        "name": "writes",
+        "title": "Write path: single item POST p50 (1 connection, nginx -> uWSGI), events on vs "
+        "DJANGO_REALTIME_EVENTS=off",
+        "target": "events add <= 0.5 ms to the p50",
+        "measured": f"+{added['median']:.2f} ms ({added['min']:.2f}-{added['max']:.2f}): p50 "
+        f"{statistics.median(p50['on']):.2f} ms on, {statistics.median(p50['off']):.2f} off; "
+        f"{errors} errors",
+        "pass": added["median"] <= 0.5 and errors == 0,
+        "added_ms": added,
+        "variants": {state: variant_summary(value) for state, value in runs.items()},
+        "runs": runs,
+    }
+
+
+MIX_BULK = 2000  # items per bulk POST of the mixed load
+
+
+class BulkLoop:
+    """Bulk POSTs of MIX_BULK items, one after another, in a thread: the long request of the
+    mixed load."""
+
+    def __init__(self, stack: BenchStack, tag: str) -> None:
+        self.stack, self.tag = stack, tag
+        self.seconds: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        headers = {**self.stack.auth, "Content-Type": "application/json"}
+        with httpx.Client(base_url=NGINX, headers=headers, timeout=120) as client:
+            n = 0
+            while not self.stop.is_set():
+                body = json.dumps([
+                    {"sku": f"MIX-{self.tag}-{n}-{i}", "name": "mixed", "price": "1.00",
+                     "stock": 1, "category": self.stack.category} for i in range(MIX_BULK)
+                ])  # fmt: skip
+                started = time.perf_counter()
+                response = client.post("/catalog/items/", content=body)
+                if response.status_code == 201:
+                    self.seconds.append(time.perf_counter() - started)
+                n += 1
+
+    def __enter__(self) -> "BulkLoop":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=120)
+
+
+def _adjust_target(stack: BenchStack) -> str:
+    response = httpx.post(f"{NGINX}/catalog/items/", headers=stack.auth, timeout=30, json={
+        "sku": "MIX-LOCKED", "name": "contended", "price": "1.00", "stock": 1,
+        "category": stack.category,
+    })  # fmt: skip
+    response.raise_for_status()
+    return f"{NGINX}/catalog/items/{response.json()['uuid']}/adjust_stock/"
+
+
+def mixed(stack: BenchStack, duration: float, adjust_url: str, tag: str) -> dict[str, Any]:
+    """The list (wrk, 16 connections) while requests that wait run beside it: 4 connections of
+    adjust_stock on one row (each waits for the row lock the others hold) and bulk POSTs of
+    MIX_BULK items one after another."""
+    adjust: dict[str, Any] = {}
+
+    def contend() -> None:
+        adjust.update(wrk(stack, adjust_url, 4, duration, 1, stack.auth, ["adjust"]))
+
+    with BulkLoop(stack, tag) as bulk:
+        thread = threading.Thread(target=contend)
+        thread.start()
+        listing = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
+        thread.join()
+    return {
+        "list": listing,
+        "adjust": adjust,
+        "bulk_s": [round(value, 3) for value in bulk.seconds],
+    }
+
+
 def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[str, Any]:
-    """uWSGI processes x threads on 2 cores, through nginx, 16 connections: the DRF list
-    (reads) and single item POSTs (writes, each publishing its event). Each configuration is
-    a fresh uWSGI (stack.sh's way), warmed before it is timed."""
-    configs = [(4, 1), (4, 2)] if quick else [(2, 1), (2, 2), (4, 1), (4, 2), (8, 1)]
+    """uWSGI processes x threads on 2 cores, through nginx, 16 connections: the DRF list alone
+    (reads), single item POSTs alone (writes, each publishing its event), and the list with
+    requests that wait beside it (`mixed`). Each configuration is a fresh uWSGI (stack.sh's
+    way), warmed before it is timed."""
+    configs = [(2, 1), (4, 1)] if quick else [(2, 1), (3, 1), (4, 1), (4, 2), (8, 1)]
     names = [f"{p}x{t}" for p, t in configs]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     writes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    mixes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    adjust_url = _adjust_target(stack)
     try:
         for rep in range(reps):
-            for (processes, threads), name in zip(configs, names, strict=True):
+            order = list(zip(configs, names, strict=True))
+            for (processes, threads), name in order if rep % 2 == 0 else order[::-1]:
                 stack.resize_uwsgi(processes, threads)
                 wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, min(2.0, duration))  # warm-up
                 run = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
@@ -183,37 +294,70 @@ def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[s
                     script_args=["post", f"SIZE{rep}-{name}", stack.category],
                 )  # fmt: skip
                 writes[name].append(post)
+                mix = mixed(stack, duration, adjust_url, f"{rep}{name}")
+                mixes[name].append(mix)
+                _forget_mixed_rows()
                 log(f"  round {rep + 1}/{reps} uWSGI {name}: list {run['rps']:.0f} req/s, "
-                    f"p99 {run['latency_us']['percentiles']['99'] / 1000:.0f} ms; POST "
-                    f"{post['rps']:.0f} req/s, p99 "
-                    f"{post['latency_us']['percentiles']['99'] / 1000:.0f} ms, "
-                    f"{post['errors']} errors")  # fmt: skip
+                    f"p99 {_p99(run):.0f} ms; POST {post['rps']:.0f} req/s, p99 {_p99(post):.0f}"
+                    f" ms; mixed: list {mix['list']['rps']:.0f} req/s p99 "
+                    f"{_p99(mix['list']):.0f} ms, adjust_stock {mix['adjust']['rps']:.0f}/s p99 "
+                    f"{_p99(mix['adjust']):.0f} ms, {len(mix['bulk_s'])} bulk POSTs "
+                    f"{statistics.median(mix['bulk_s'] or [0]):.2f} s")  # fmt: skip
     finally:
         stack.resize_uwsgi()  # back to uwsgi.ini's defaults
     summary = {name: variant_summary(value) for name, value in runs.items()}
     write_summary = {name: variant_summary(value) for name, value in writes.items()}
-    best = max(summary, key=lambda name: summary[name]["rps"]["median"])
+    mixed_summary = {
+        name: {
+            "list": variant_summary([mix["list"] for mix in value]),
+            "adjust": variant_summary([mix["adjust"] for mix in value]),
+            "bulk_s": spread([statistics.median(mix["bulk_s"] or [float("nan")]) for mix in value]),
+            "bulk_count": sum(len(mix["bulk_s"]) for mix in value),
+        }
+        for name, value in mixes.items()
+    }
 
     def line(name: str) -> str:
-        r, w = summary[name], write_summary[name]
+        r, w, m = summary[name], write_summary[name], mixed_summary[name]
         return (
             f"{name}: list {r['rps']['median']:.0f}/s p99 {r['p99_ms']['median']:.0f} ms, "
-            f"POST {w['rps']['median']:.0f}/s p99 {w['p99_ms']['median']:.0f} ms"
+            f"POST {w['rps']['median']:.0f}/s; mixed: list {m['list']['rps']['median']:.0f}/s "
+            f"p99 {m['list']['p99_ms']['median']:.0f} ms, adjust p99 "
+            f"{m['adjust']['p99_ms']['median']:.0f} ms"
         )
 
     return {
         "name": "sizing",
-        "title": "uWSGI sizing: processes x threads via nginx, 16 connections, DRF list and "
-        "single POSTs",
+        "title": "uWSGI sizing: processes x threads via nginx, 16 connections: DRF list, single "
+        f"POSTs, and the list beside adjust_stock contention and {MIX_BULK}-item bulk POSTs",
         "target": "choose the default (uwsgi.ini)",
-        "measured": "; ".join(line(name) for name in ("4x1", "4x2") if name in summary),
+        "measured": "; ".join(line(name) for name in names),
         "pass": None,
-        "best_list": best,
+        "best_list": max(summary, key=lambda name: summary[name]["rps"]["median"]),
+        "best_mixed": max(
+            mixed_summary, key=lambda name: mixed_summary[name]["list"]["rps"]["median"]
+        ),
         "variants": summary,
         "writes": write_summary,
+        "mixed": mixed_summary,
         "runs": runs,
         "write_runs": writes,
+        "mixed_runs": mixes,
     }
+
+
+def _p99(run: dict[str, Any]) -> float:
+    return run["latency_us"]["percentiles"]["99"] / 1000
+
+
+def _forget_mixed_rows() -> None:
+    """The mixed load's bulk rows go, so every configuration writes into the same table."""
+    from django.db import connection
+
+    from catalog.models import Item
+
+    Item.objects.filter(sku__startswith="MIX-").exclude(sku="MIX-LOCKED").delete()
+    connection.close()
 
 
 def rows(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
