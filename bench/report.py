@@ -46,7 +46,15 @@ def _cpu_line(cores: dict[str, float]) -> str:
 
 def details(found: dict[str, dict[str, Any]]) -> str:
     out: list[str] = []
-    for name in ("http", "ceiling", "writes", "sizing", "rows"):
+    if "writes" in found:
+        w = found["writes"]
+        out += [f"### writes: {w['title']}", "", "| round | p50 events on (ms) | p50 off (ms) | "
+                "added (ms) |", "| --- | --- | --- | --- |"]  # fmt: skip
+        for i, run in enumerate(w["runs"], 1):
+            on, off = run["p50_ms"]["on"], run["p50_ms"]["off"]
+            out.append(f"| {i} | {on:.2f} | {off:.2f} | {on - off:+.2f} |")
+        out.append("")
+    for name in ("http", "ceiling", "sizing", "rows"):
         if name not in found:
             continue
         result = found[name]
@@ -162,7 +170,7 @@ def details(found: dict[str, dict[str, Any]]) -> str:
                 f"{run['bulk_all_delivered_ms']:.0f} | {run['bulk_write_ms']:.0f} |"
             )
         on, off = q["post_p50_ms"]["on"], q["post_p50_ms"]["off"]
-        out += ["", f"POST p50 with the registry in place, uWSGI restarted for each: events on "
+        out += ["", f"POST p50 with the registry in place (two uWSGI, alternating): events on "
                 f"{on['median']:.2f} ms ({on['min']:.2f}-{on['max']:.2f}), off "
                 f"{off['median']:.2f} ms ({off['min']:.2f}-{off['max']:.2f}).", ""]  # fmt: skip
     if "sockets" in found:
@@ -398,10 +406,11 @@ def write(results: Path) -> None:
         "(client = the load generator; `other (machine)` = CPU used by processes outside "
         "the stack and the client).",
         "",
-        "Runs: " + ", ".join(
-            f"{name} {r['meta']['started']}{' (quick)' if r['meta']['quick'] else ''}"
+        "Runs (start, commit): " + ", ".join(
+            f"{name} {r['meta']['started']} {r['meta'].get('machine', {}).get('commit', '?')}"
+            f"{' (quick)' if r['meta']['quick'] else ''}"
             for name, r in found.items() if "meta" in r
-        ) + f"; commit {head.get('machine', {}).get('commit', '?')}.",
+        ) + ".",
         "",
         table(found),
         "",

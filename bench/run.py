@@ -95,7 +95,7 @@ def run_one(name: str, stack: BenchStack, quick: bool) -> dict[str, Any]:
     if name == "ceiling":
         return http.ceiling(stack, reps, duration)
     if name == "writes":
-        return http.writes(stack, reps + 1, duration)
+        return http.writes(stack, reps + 2, 100 if quick else 200)
     if name == "sizing":
         return http.sizing(stack, 1 if quick else 2, 3.0 if quick else 6.0, quick)
     if name == "bulk":

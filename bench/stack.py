@@ -385,16 +385,17 @@ class BenchStack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
 
-    def constant_uwsgi(self, body: Path) -> int:
-        """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
-        if "constant" not in self.extra:
-            port = self.ports["constant"] = free_port()
-            http_port = free_port()
+    def extra_uwsgi(self, name: str, module: str, env: dict[str, str] | None = None) -> int:
+        """A uWSGI of the benchmarks' own running `module`, sized like the stack's, on free
+        ports (`ports[name]`: uwsgi protocol, `ports[name + "_http"]`: HTTP); its HTTP port."""
+        if name not in self.extra:
+            port = self.ports[name] = free_port()
+            http_port = self.ports[f"{name}_http"] = free_port()
             processes = self.app_env.get("UWSGI_PROCESSES", uwsgi_ini_default("processes"))
             threads = self.app_env.get("UWSGI_THREADS", uwsgi_ini_default("threads"))
             argv = [
                 str(BIN / "uwsgi"), "--strict", "--master", "--need-app", "--single-interpreter",
-                "--chdir", str(ROOT), "--module", "bench.constant_app:application",
+                "--chdir", str(ROOT), "--module", module,
                 "--processes", processes, "--threads", threads, "--lazy-apps",
                 "--enable-threads", "--die-on-term", "--buffer-size", "32768",
                 "--post-buffering", "65536", "--listen", "1024",
@@ -402,11 +403,15 @@ class BenchStack:
                 "--log-format", '%(addr) [%(ltime)] "%(method) %(var.PATH_INFO) %(proto)" '
                 "%(status) %(rsize) %(msecs)ms pid=%(pid) worker=%(wid)",
             ]  # fmt: skip
-            self.start_extra("constant", argv, http_port, {"BENCH_CONSTANT_JSON": str(body)})
-            self.ports["constant_http"] = http_port
-            wait_until(
-                lambda: ready(f"http://127.0.0.1:{http_port}/bench/constant/"), 60, "constant app"
-            )
+            self.start_extra(name, argv, http_port, env)
+            wait_until(lambda: ready(f"http://127.0.0.1:{http_port}/readyz"), 60, name)
+        return self.ports[f"{name}_http"]
+
+    def constant_uwsgi(self, body: Path) -> int:
+        """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
+        self.extra_uwsgi(
+            "constant", "bench.constant_app:application", {"BENCH_CONSTANT_JSON": str(body)}
+        )
         return self.extra["constant"].pid
 
     def bench_nginx(self) -> int:
@@ -447,8 +452,9 @@ class BenchStack:
         found["daphne"] = [pid for pid in daphnes if pid]
         if "nginx" in self.extra:
             found["nginx"] = [*found.get("nginx", []), self.extra["nginx"].pid]
-        if "constant" in self.extra:
-            found["uwsgi-constant"] = [self.extra["constant"].pid]
+        for name, proc in self.extra.items():
+            if name.startswith(("constant", "events")):
+                found[f"uwsgi-{name}"] = [proc.pid]
         if self.redis.proc:
             found["redis"] = [self.redis.proc.pid]
         mariadb = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True)
