@@ -1,11 +1,12 @@
 """
 HTTP benchmarks: the split (the same DRF list on uWSGI and on daphne), the ceiling (a static
-file and a constant JsonResponse), uWSGI's sizing, the cost of one serialized row, and the
-queries per list request.
+file and a constant JsonResponse), the write path (events on and off), uWSGI's sizing under a
+mixed load, the cost of one serialized row, and the queries per list request.
 """
 
 import json
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -163,17 +164,164 @@ def ceiling(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:
     }
 
 
+def events_pair(stack: BenchStack) -> dict[str, int]:
+    """Two uWSGI of the benchmarks' own, identical but for DJANGO_REALTIME_EVENTS (on, and off:
+    writes publish nothing); their HTTP ports."""
+    return {
+        state: stack.extra_uwsgi(
+            f"events-{state}", "myproject.wsgi:application", {"DJANGO_REALTIME_EVENTS": state}
+        )
+        for state in ("on", "off")
+    }
+
+
+def post_pairs(
+    stack: BenchStack, ports: dict[str, int], count: int, tag: str, body: Any
+) -> dict[str, list[float]]:
+    """`count` single item POSTs to each of `ports`, one request at a time, alternating between
+    them request by request (A B B A ...: no drift between the two); latencies in ms.
+    `body(sku)` gives each POST's item."""
+    times: dict[str, list[float]] = {state: [] for state in ports}
+    # uWSGI's HTTP port closes every connection after its response: each POST opens its own.
+    headers = {**stack.auth, "Connection": "close"}
+    clients = {
+        state: httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
+        for state, port in ports.items()
+    }
+    try:
+        names = list(ports)
+        for n in range(count):
+            for state in names if n % 2 == 0 else names[::-1]:
+                started = time.perf_counter()
+                response = clients[state].post("/catalog/items/", json=body(f"{tag}{state}-{n}"))
+                times[state].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 201, response.text[:300]
+    finally:
+        for client in clients.values():
+            client.close()
+    return times
+
+
+def writes(stack: BenchStack, reps: int, count: int) -> dict[str, Any]:
+    """issues 15 and 19: what publishing costs a write. Two identical uWSGI, one with events and
+    one with DJANGO_REALTIME_EVENTS=off, take single item POSTs (straight to their HTTP ports),
+    one request at a time, alternating request by request; p50 of each, per round."""
+    ports = events_pair(stack)
+
+    def body(sku: str) -> dict[str, Any]:
+        return {"sku": sku, "name": "write path", "price": "1.00", "stock": 1,
+                "category": stack.category}  # fmt: skip
+
+    post_pairs(stack, ports, 50, "WW", body)  # warm-up: every worker has loaded everything
+    rounds = []
+    for rep in range(reps):
+        times = post_pairs(stack, ports, count, f"W{rep}", body)
+        p50 = {state: statistics.median(values) for state, values in times.items()}
+        p99 = {state: sorted(values)[int(len(values) * 0.99)] for state, values in times.items()}
+        rounds.append({"p50_ms": p50, "p99_ms": p99, "posts": count})
+        log(f"  round {rep + 1}/{reps}: POST p50 events on {p50['on']:.2f} ms, off "
+            f"{p50['off']:.2f} ms: {p50['on'] - p50['off']:+.2f} ms")  # fmt: skip
+    for state in ports:
+        stack.stop_extra(f"events-{state}")
+    added = spread([r["p50_ms"]["on"] - r["p50_ms"]["off"] for r in rounds])
+    p50 = {state: spread([r["p50_ms"][state] for r in rounds]) for state in ports}
+    return {
+        "name": "writes",
+        "title": f"Write path: single item POST p50, {count} per round each, to two identical "
+        "uWSGI (straight to their HTTP ports), events on vs DJANGO_REALTIME_EVENTS=off, "
+        "alternating request by request",
+        "target": "events add <= 0.5 ms to the p50",
+        "measured": f"+{added['median']:.2f} ms ({added['min']:.2f}-{added['max']:.2f}): p50 "
+        f"{p50['on']['median']:.2f} ms on, {p50['off']['median']:.2f} off",
+        "pass": added["median"] <= 0.5,
+        "added_ms": added,
+        "p50_ms": p50,
+        "runs": rounds,
+    }
+
+
+MIX_BULK = 2000  # items per bulk POST of the mixed load
+
+
+class BulkLoop:
+    """Bulk POSTs of MIX_BULK items, one after another, in a thread: the long request of the
+    mixed load."""
+
+    def __init__(self, stack: BenchStack, tag: str) -> None:
+        self.stack, self.tag = stack, tag
+        self.seconds: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        headers = {**self.stack.auth, "Content-Type": "application/json"}
+        with httpx.Client(base_url=NGINX, headers=headers, timeout=120) as client:
+            n = 0
+            while not self.stop.is_set():
+                body = json.dumps([
+                    {"sku": f"MIX-{self.tag}-{n}-{i}", "name": "mixed", "price": "1.00",
+                     "stock": 1, "category": self.stack.category} for i in range(MIX_BULK)
+                ])  # fmt: skip
+                started = time.perf_counter()
+                response = client.post("/catalog/items/", content=body)
+                if response.status_code == 201:
+                    self.seconds.append(time.perf_counter() - started)
+                n += 1
+
+    def __enter__(self) -> "BulkLoop":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=120)
+
+
+def _adjust_target(stack: BenchStack) -> str:
+    response = httpx.post(f"{NGINX}/catalog/items/", headers=stack.auth, timeout=30, json={
+        "sku": "MIX-LOCKED", "name": "contended", "price": "1.00", "stock": 1,
+        "category": stack.category,
+    })  # fmt: skip
+    response.raise_for_status()
+    return f"{NGINX}/catalog/items/{response.json()['uuid']}/adjust_stock/"
+
+
+def mixed(stack: BenchStack, duration: float, adjust_url: str, tag: str) -> dict[str, Any]:
+    """The list (wrk, 16 connections) while requests that wait run beside it: 4 connections of
+    adjust_stock on one row (each waits for the row lock the others hold) and bulk POSTs of
+    MIX_BULK items one after another."""
+    adjust: dict[str, Any] = {}
+
+    def contend() -> None:
+        adjust.update(wrk(stack, adjust_url, 4, duration, 1, stack.auth, ["adjust"]))
+
+    with BulkLoop(stack, tag) as bulk:
+        thread = threading.Thread(target=contend)
+        thread.start()
+        listing = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
+        thread.join()
+    return {
+        "list": listing,
+        "adjust": adjust,
+        "bulk_s": [round(value, 3) for value in bulk.seconds],
+    }
+
+
 def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[str, Any]:
-    """uWSGI processes x threads on 2 cores, through nginx, 16 connections: the DRF list
-    (reads) and single item POSTs (writes, each publishing its event). Each configuration is
-    a fresh uWSGI (stack.sh's way), warmed before it is timed."""
-    configs = [(4, 1), (4, 2)] if quick else [(2, 1), (2, 2), (4, 1), (4, 2), (8, 1)]
+    """uWSGI processes x threads on 2 cores, through nginx, 16 connections: the DRF list alone
+    (reads), single item POSTs alone (writes, each publishing its event), and the list with
+    requests that wait beside it (`mixed`). Each configuration is a fresh uWSGI (stack.sh's
+    way), warmed before it is timed."""
+    configs = [(2, 1), (4, 1)] if quick else [(2, 1), (3, 1), (4, 1), (4, 2), (8, 1)]
     names = [f"{p}x{t}" for p, t in configs]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     writes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    mixes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    adjust_url = _adjust_target(stack)
     try:
         for rep in range(reps):
-            for (processes, threads), name in zip(configs, names, strict=True):
+            order = list(zip(configs, names, strict=True))
+            for (processes, threads), name in order if rep % 2 == 0 else order[::-1]:
                 stack.resize_uwsgi(processes, threads)
                 wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, min(2.0, duration))  # warm-up
                 run = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
@@ -183,37 +331,70 @@ def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[s
                     script_args=["post", f"SIZE{rep}-{name}", stack.category],
                 )  # fmt: skip
                 writes[name].append(post)
+                mix = mixed(stack, duration, adjust_url, f"{rep}{name}")
+                mixes[name].append(mix)
+                _forget_mixed_rows()
                 log(f"  round {rep + 1}/{reps} uWSGI {name}: list {run['rps']:.0f} req/s, "
-                    f"p99 {run['latency_us']['percentiles']['99'] / 1000:.0f} ms; POST "
-                    f"{post['rps']:.0f} req/s, p99 "
-                    f"{post['latency_us']['percentiles']['99'] / 1000:.0f} ms, "
-                    f"{post['errors']} errors")  # fmt: skip
+                    f"p99 {_p99(run):.0f} ms; POST {post['rps']:.0f} req/s, p99 {_p99(post):.0f}"
+                    f" ms; mixed: list {mix['list']['rps']:.0f} req/s p99 "
+                    f"{_p99(mix['list']):.0f} ms, adjust_stock {mix['adjust']['rps']:.0f}/s p99 "
+                    f"{_p99(mix['adjust']):.0f} ms, {len(mix['bulk_s'])} bulk POSTs "
+                    f"{statistics.median(mix['bulk_s'] or [0]):.2f} s")  # fmt: skip
     finally:
         stack.resize_uwsgi()  # back to uwsgi.ini's defaults
     summary = {name: variant_summary(value) for name, value in runs.items()}
     write_summary = {name: variant_summary(value) for name, value in writes.items()}
-    best = max(summary, key=lambda name: summary[name]["rps"]["median"])
+    mixed_summary = {
+        name: {
+            "list": variant_summary([mix["list"] for mix in value]),
+            "adjust": variant_summary([mix["adjust"] for mix in value]),
+            "bulk_s": spread([statistics.median(mix["bulk_s"] or [float("nan")]) for mix in value]),
+            "bulk_count": sum(len(mix["bulk_s"]) for mix in value),
+        }
+        for name, value in mixes.items()
+    }
 
     def line(name: str) -> str:
-        r, w = summary[name], write_summary[name]
+        r, w, m = summary[name], write_summary[name], mixed_summary[name]
         return (
             f"{name}: list {r['rps']['median']:.0f}/s p99 {r['p99_ms']['median']:.0f} ms, "
-            f"POST {w['rps']['median']:.0f}/s p99 {w['p99_ms']['median']:.0f} ms"
+            f"POST {w['rps']['median']:.0f}/s; mixed: list {m['list']['rps']['median']:.0f}/s "
+            f"p99 {m['list']['p99_ms']['median']:.0f} ms, adjust p99 "
+            f"{m['adjust']['p99_ms']['median']:.0f} ms"
         )
 
     return {
         "name": "sizing",
-        "title": "uWSGI sizing: processes x threads via nginx, 16 connections, DRF list and "
-        "single POSTs",
+        "title": "uWSGI sizing: processes x threads via nginx, 16 connections: DRF list, single "
+        f"POSTs, and the list beside adjust_stock contention and {MIX_BULK}-item bulk POSTs",
         "target": "choose the default (uwsgi.ini)",
-        "measured": "; ".join(line(name) for name in ("4x1", "4x2") if name in summary),
+        "measured": "; ".join(line(name) for name in names),
         "pass": None,
-        "best_list": best,
+        "best_list": max(summary, key=lambda name: summary[name]["rps"]["median"]),
+        "best_mixed": max(
+            mixed_summary, key=lambda name: mixed_summary[name]["list"]["rps"]["median"]
+        ),
         "variants": summary,
         "writes": write_summary,
+        "mixed": mixed_summary,
         "runs": runs,
         "write_runs": writes,
+        "mixed_runs": mixes,
     }
+
+
+def _p99(run: dict[str, Any]) -> float:
+    return run["latency_us"]["percentiles"]["99"] / 1000
+
+
+def _forget_mixed_rows() -> None:
+    """The mixed load's bulk rows go, so every configuration writes into the same table."""
+    from django.db import connection
+
+    from catalog.models import Item
+
+    Item.objects.filter(sku__startswith="MIX-").exclude(sku="MIX-LOCKED").delete()
+    connection.close()
 
 
 def rows(stack: BenchStack, reps: int, duration: float) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ORDER = ["http", "ceiling", "rows", "queries", "bulk", "import", "fanout", "sockets", "checks",
-         "sizing"]  # fmt: skip
+ORDER = ["http", "ceiling", "rows", "queries", "bulk", "import", "writes", "cost", "fanout",
+         "resume", "live", "sockets", "checks", "sizing"]  # fmt: skip
 VERDICT = {True: "pass", False: "**MISS**", None: "info"}
 # wrk's percentile(100) reads 0: the maximum comes from its `max` instead.
 QS = [0.1, 1, 5, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 95, 97.5, 99, 99.5, 99.9, 99.99]
@@ -46,6 +46,14 @@ def _cpu_line(cores: dict[str, float]) -> str:
 
 def details(found: dict[str, dict[str, Any]]) -> str:
     out: list[str] = []
+    if "writes" in found:
+        w = found["writes"]
+        out += [f"### writes: {w['title']}", "", "| round | p50 events on (ms) | p50 off (ms) | "
+                "added (ms) |", "| --- | --- | --- | --- |"]  # fmt: skip
+        for i, run in enumerate(w["runs"], 1):
+            on, off = run["p50_ms"]["on"], run["p50_ms"]["off"]
+            out.append(f"| {i} | {on:.2f} | {off:.2f} | {on - off:+.2f} |")
+        out.append("")
     for name in ("http", "ceiling", "sizing", "rows"):
         if name not in found:
             continue
@@ -69,6 +77,19 @@ def details(found: dict[str, dict[str, Any]]) -> str:
                     f"| {variant} | {s['rps']['median']:.0f} ({s['rps']['min']:.0f}-"
                     f"{s['rps']['max']:.0f}) | {s['p50_ms']['median']:.2f} | "
                     f"{s['p99_ms']['median']:.2f} | {s['errors']} | {_cpu_line(s['cpu_cores'])} |"
+                )
+            out.append("")
+        if name == "sizing" and "mixed" in result:
+            out += [f"The list beside requests that wait ({result['title'].split(': ')[-1]}):",
+                    "", "| variant | list req/s | list p99 ms | adjust_stock/s | adjust_stock "
+                    "p99 ms | bulk POSTs (median s) |",
+                    "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+            for variant, m in result["mixed"].items():
+                out.append(
+                    f"| {variant} | {m['list']['rps']['median']:.0f} | "
+                    f"{m['list']['p99_ms']['median']:.0f} | {m['adjust']['rps']['median']:.0f} | "
+                    f"{m['adjust']['p99_ms']['median']:.0f} | {m['bulk_count']} "
+                    f"({m['bulk_s']['median']:.2f}) |"
                 )
             out.append("")
     if "queries" in found:
@@ -100,46 +121,75 @@ def details(found: dict[str, dict[str, Any]]) -> str:
         startup = i["django_startup_s"]["median"]
         out += ["### import", "", f"import_catalog 10k rows: {i['measured']}; Django start-up "
                 f"alone (`manage.py check`): {startup:.2f} s.", ""]  # fmt: skip
+    if "cost" in found:
+        c = found["cost"]
+        out += [f"### cost: {c['title']}", "", "| round | daphne µs/frame | bare µs/frame | "
+                "ratio | daphne burst ms | bare burst ms |",
+                "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for i, (d, b) in enumerate(zip(c["runs"]["daphne"], c["runs"]["bare"], strict=True), 1):
+            out.append(
+                f"| {i} | {d['us_per_frame']:.2f} | {b['us_per_frame']:.2f} | "
+                f"{d['us_per_frame'] / b['us_per_frame']:.2f} | {d['burst_ms']:.0f} | "
+                f"{b['burst_ms']:.0f} |"
+            )
+        out.append("")
     if "fanout" in found:
         f = found["fanout"]
-        out += ["### fanout", "", "| layer | N | p50 ms | p99 ms | delivered (worst round) |",
+        out += ["### fanout", "", "| variant | N | p50 ms | p99 ms | delivered (worst round) |",
                 "| --- | --- | --- | --- | --- |"]  # fmt: skip
-        for layer, per in f["summary"].items():
+        for variant, per in f["summary"].items():
             for key, s in per.items():
-                label = "burst" if key == "burst" else key
                 extra = ""
                 if key == "burst":
                     extra = f" (drained in {s['drained_s']['median']:.1f} s)"
                 out.append(
-                    f"| {layer} | {label} | {s['p50_ms']['median']:.1f} | "
+                    f"| {variant} | {key} | {s['p50_ms']['median']:.1f} | "
                     f"{s['p99_ms']['median']:.1f} ({s['p99_ms']['min']:.0f}-"
                     f"{s['p99_ms']['max']:.0f}) | {s['delivered']:.2%}{extra} |"
                 )
-        out += ["", "`core` and `pubsub` run the stack's two daphne processes behind nginx's "
-                "upstream; `pubsub-1daphne` stops the second. Burst latency counts from each "
-                "write's sending, so a layer whose writes finish faster queues more events in "
-                "daphne; the drain time is the comparable figure.", ""]  # fmt: skip
+        out += ["", "Through the stack's nginx; `one daphne` stops the second. Burst latency "
+                "counts from each write's sending, so it includes the writes' own queueing; "
+                "the drain time is the comparable figure.", ""]  # fmt: skip
+    if "resume" in found:
+        r = found["resume"]
+        out += ["### resume", "", "| sockets resuming at once | last missed frame in (ms, each "
+                "round) | recovered / complete in order |", "| --- | --- | --- |"]  # fmt: skip
+        for crowd, runs in r["runs"].items():
+            states = ", ".join(f"{run['recovered']}/{run['complete_in_order']}" for run in runs)
+            out.append(f"| {crowd} | {', '.join(str(run['last_ms']) for run in runs)} | {states} |")
+        out.append("")
+    if "live" in found:
+        q = found["live"]
+        out += [f"### live: {q['title']}", "", "| round | POST p50 ms | delivered | p50 ms | "
+                "p99 ms | bulk frames | bulk: every frame in (ms) | PATCH answered (ms) |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for i, run in enumerate(q["runs"], 1):
+            out.append(
+                f"| {i} | {run['write_p50_ms']:.2f} | {run['delivered']:.2%} | {run['p50_ms']} | "
+                f"{run['p99_ms']} | {run['bulk_frames']}/{run['bulk_frames_expected']} | "
+                f"{run['bulk_all_delivered_ms']:.0f} | {run['bulk_write_ms']:.0f} |"
+            )
+        on, off = q["post_p50_ms"]["on"], q["post_p50_ms"]["off"]
+        out += ["", f"POST p50 with the registry in place (two uWSGI, alternating): events on "
+                f"{on['median']:.2f} ms ({on['min']:.2f}-{on['max']:.2f}), off "
+                f"{off['median']:.2f} ms ({off['min']:.2f}-{off['max']:.2f}).", ""]  # fmt: skip
     if "sockets" in found:
-        s = found["sockets"]
+        data = found["sockets"]
         out += ["### sockets", "", "KiB/socket: (PSS - the fresh process's PSS) / sockets, on "
                 "the fresh process (cycle 1) and at the top level of later cycles (their lower "
                 "levels sit on the first cycle's high-water mark).", "",
-                "| layer | cycle | sockets | PSS MiB | KiB/socket |",
-                "| --- | --- | --- | --- | --- |"]  # fmt: skip
-        for layer, data in s["layers"].items():
-            for c, cycle in enumerate(data["cycles"], 1):
-                for i, p in enumerate(cycle["points"]):
-                    shown = c == 1 or i == len(cycle["points"]) - 1
-                    per = f"{p['kib_per_socket']:.1f}" if shown else "-"
-                    out.append(
-                        f"| {layer} | {c} | {p['sockets']} | {p['pss_kib'] / 1024:.1f} | {per} |"
-                    )
-            out.append(
-                f"| {layer} | | baseline {data['baseline_kib'] / 1024:.1f} MiB; after each "
-                "close: "
-                + ", ".join(f"{c['after_close_kib'] / 1024:.1f}" for c in data["cycles"])
-                + " MiB | | |"
-            )
+                "| cycle | sockets | PSS MiB | KiB/socket |",
+                "| --- | --- | --- | --- |"]  # fmt: skip
+        for c, cycle in enumerate(data["cycles"], 1):
+            for i, p in enumerate(cycle["points"]):
+                shown = c == 1 or i == len(cycle["points"]) - 1
+                per = f"{p['kib_per_socket']:.1f}" if shown else "-"
+                out.append(f"| {c} | {p['sockets']} | {p['pss_kib'] / 1024:.1f} | {per} |")
+        out.append(
+            f"| | baseline {data['baseline_kib'] / 1024:.1f} MiB; after each close: "
+            + ", ".join(f"{c['after_close_kib'] / 1024:.1f}" for c in data["cycles"])
+            + " MiB | | |"
+        )
         out.append("")
     if "checks" in found:
         c = found["checks"]
@@ -259,26 +309,24 @@ def plot_fanout(found: dict[str, dict[str, Any]], results: Path) -> list[str]:
 def plot_sockets(found: dict[str, dict[str, Any]], results: Path) -> list[str]:
     if "sockets" not in found:
         return []
-    layers = found["sockets"]["layers"]
-    fig, axes = plt.subplots(1, len(layers), figsize=(6 * len(layers), 4.2), squeeze=False)
-    for ax, (layer, data) in zip(axes[0], layers.items(), strict=True):
-        start = data["baseline_kib"]
-        for c, cycle in enumerate(data["cycles"], 1):
-            xs = [0] + [p["sockets"] for p in cycle["points"]]
-            ys = [start / 1024] + [p["pss_kib"] / 1024 for p in cycle["points"]]
-            ax.plot(xs, ys, marker="o", color=f"C{c - 1}", label=f"cycle {c}")
-            ax.scatter([0], [cycle["after_close_kib"] / 1024], marker="x", s=60,
-                       color=f"C{c - 1}")  # fmt: skip
-            start = cycle["after_close_kib"]
-        top = data["cycles"][0]["points"][-1]["sockets"]
-        base = data["baseline_kib"] / 1024
-        ax.plot([0, top], [base, base + top * 100 / 1024], "r--", linewidth=1,
-                label="100 KiB/socket target")  # fmt: skip
-        ax.set_title(f"daphne PSS, idle /catalog/ws/ sockets ({layer} layer)")
-        ax.set_xlabel("open sockets (each cycle starts where the last one ended; x: after close)")
-        ax.set_ylabel("PSS (MiB)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    data = found["sockets"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    start = data["baseline_kib"]
+    for c, cycle in enumerate(data["cycles"], 1):
+        xs = [0] + [p["sockets"] for p in cycle["points"]]
+        ys = [start / 1024] + [p["pss_kib"] / 1024 for p in cycle["points"]]
+        ax.plot(xs, ys, marker="o", color=f"C{c - 1}", label=f"cycle {c}")
+        ax.scatter([0], [cycle["after_close_kib"] / 1024], marker="x", s=60, color=f"C{c - 1}")
+        start = cycle["after_close_kib"]
+    top = data["cycles"][0]["points"][-1]["sockets"]
+    base = data["baseline_kib"] / 1024
+    ax.plot([0, top], [base, base + top * 100 / 1024], "r--", linewidth=1,
+            label="100 KiB/socket target")  # fmt: skip
+    ax.set_title("daphne PSS, idle /catalog/ws/ sockets")
+    ax.set_xlabel("open sockets (each cycle starts where the last one ended; x: after close)")
+    ax.set_ylabel("PSS (MiB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(results / "sockets_memory.png", dpi=110)
     plt.close(fig)
@@ -286,7 +334,7 @@ def plot_sockets(found: dict[str, dict[str, Any]], results: Path) -> list[str]:
 
 
 def plot_writes_checks(found: dict[str, dict[str, Any]], results: Path) -> list[str]:
-    panels = [n for n in ("bulk", "checks", "rows") if n in found]
+    panels = [n for n in ("bulk", "checks", "rows", "cost") if n in found]
     if not panels:
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
@@ -310,6 +358,13 @@ def plot_writes_checks(found: dict[str, dict[str, Any]], results: Path) -> list[
             ]
             ax.set_ylabel("check frames answered / s")
             ax.set_title(f"Check rate: {found['checks']['scaling']['median']:.2f}x with two")
+        elif name == "cost":
+            runs = found["cost"]["runs"]
+            labels = ["daphne", "bare websockets"]
+            values = [[r["us_per_frame"] for r in runs["daphne"]],
+                      [r["us_per_frame"] for r in runs["bare"]]]  # fmt: skip
+            ax.set_ylabel("CPU µs per delivered frame")
+            ax.set_title(f"Fan-out cost: {found['cost']['ratio']['median']:.2f}x the floor")
         else:
             p50 = found["rows"]["p50_us"]
             labels = [f"{size} rows" for size in p50]
@@ -351,11 +406,11 @@ def write(results: Path) -> None:
         "(client = the load generator; `other (machine)` = CPU used by processes outside "
         "the stack and the client).",
         "",
-        "Runs: " + ", ".join(
-            f"{name} {r['meta']['started']}{' (quick)' if r['meta']['quick'] else ''}"
+        "Runs (start, commit): " + ", ".join(
+            f"{name} {r['meta']['started']} {r['meta'].get('machine', {}).get('commit', '?')}"
+            f"{' (quick)' if r['meta']['quick'] else ''}"
             for name, r in found.items() if "meta" in r
-        ) + f"; commit {head.get('machine', {}).get('commit', '?')}, default channel layer "
-        f"`{head.get('default_layer', '?')}`.",
+        ) + ".",
         "",
         table(found),
         "",

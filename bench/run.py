@@ -2,7 +2,7 @@
 `make bench`: every benchmark of bench/ against the real split stack on this machine, then
 bench/results/*.json, summary.md and the plots.
 
-    .venv/bin/python -m bench.run                 # everything (~15 minutes on 2 cores)
+    .venv/bin/python -m bench.run                 # everything (~25 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick         # shorter runs, fewer rounds (a smoke test)
     .venv/bin/python -m bench.run --only http --only rows
 
@@ -28,20 +28,8 @@ from bench import data, http, report, ws
 from bench.stack import BIN, ROOT, BenchStack, log, running
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["import", "queries", "rows", "http", "ceiling", "sizing", "bulk", "checks", "sockets",
-         "fanout"]  # fmt: skip
-
-
-def default_layer() -> str:
-    """The channel layer the settings choose when DJANGO_CHANNEL_LAYER is unset."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_CHANNEL_LAYER"}
-    env.update(REDIS_URL="redis://127.0.0.1:1/0", DJANGO_DEBUG="on")
-    code = "from myproject import settings; print(settings.CHANNEL_LAYER)"
-    out = subprocess.run(
-        [str(BIN / "python"), "-c", code],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
+ORDER = ["import", "queries", "rows", "http", "ceiling", "writes", "sizing", "bulk", "checks",
+         "sockets", "cost", "fanout", "resume", "live"]  # fmt: skip
 
 
 def raise_file_limit(wanted: int = 65536) -> int:
@@ -106,6 +94,8 @@ def run_one(name: str, stack: BenchStack, quick: bool) -> dict[str, Any]:
         return http.split(stack, reps, duration)
     if name == "ceiling":
         return http.ceiling(stack, reps, duration)
+    if name == "writes":
+        return http.writes(stack, reps + 2, 100 if quick else 200)
     if name == "sizing":
         return http.sizing(stack, 1 if quick else 2, 3.0 if quick else 6.0, quick)
     if name == "bulk":
@@ -114,8 +104,14 @@ def run_one(name: str, stack: BenchStack, quick: bool) -> dict[str, Any]:
         return ws.checks(stack, reps, duration)
     if name == "sockets":
         return ws.sockets(stack, quick)
+    if name == "cost":
+        return ws.cost(stack, reps + 1, quick)
     if name == "fanout":
         return ws.fanout(stack, 1 if quick else 2, quick)
+    if name == "resume":
+        return ws.resume(stack, reps, quick)
+    if name == "live":
+        return ws.live(stack, reps, quick)
     raise ValueError(name)
 
 
@@ -131,17 +127,15 @@ def main() -> int:
         return 0
     selected = [name for name in ORDER if not args.only or name in args.only]
     files = raise_file_limit()
-    layer = default_layer()
     meta = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "default_layer": layer,
         "nofile": files,
     }
-    log(f"benchmarks: {', '.join(selected)} (default layer {layer}, nofile {files})")
+    log(f"benchmarks: {', '.join(selected)} (nofile {files})")
     failed = []
     started = time.monotonic()
-    with running(layer) as stack:
+    with running() as stack:
         meta["machine"] = machine()  # once the stack has installed what it runs (nginx)
         setup_django(stack)
         if "import" not in selected:

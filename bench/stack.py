@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import MySQLdb
 
-from tests.live import PrivateRedis, answers, free_port
+from tests.live import PrivateRedis, alive, answers, descendants, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -64,31 +64,9 @@ def ready(url: str) -> bool:
 # --- /proc ----------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
 def tree(pid: int) -> list[int]:
     """`pid` and every process below it."""
-    found = [pid]
-    for child in children(pid):
-        found += tree(child)
-    return found
+    return [pid, *descendants(pid)]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -99,6 +77,16 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(value) for value in fields[11:15]) / CLK_TCK
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds every thread of `pid` has run (the scheduler's own count, schedstat): a
+    burst of ~0.1 s is far below /proc/<pid>/stat's 10 ms ticks."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def pss_kib(pid: int) -> int:
@@ -215,7 +203,6 @@ def stop_pid(pid: int | None, timeout: float = 20) -> None:
 class BenchStack:
     """The stack for one `make bench` run. Use as a context manager (see `running`)."""
 
-    layer: str
     redis: PrivateRedis = field(default_factory=PrivateRedis)
     env: dict[str, str] = field(default_factory=dict)
     token: str = ""
@@ -243,8 +230,8 @@ class BenchStack:
             DJANGO_THROTTLE_USER="off",
             DJANGO_THROTTLE_LOGIN="off",
             DJANGO_WS_CHECK_RATE="off",
+            DJANGO_WS_MESSAGE_RATE="off",
             DJANGO_WS_MAX_SOCKETS_PER_USER="100000",
-            DJANGO_CHANNEL_LAYER=self.layer,
             DJANGO_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
             PATH=f"{BIN}:{env.get('PATH', '')}",
@@ -270,7 +257,7 @@ class BenchStack:
             raise RuntimeError(f"ports {busy} are in use by something other than the stack")
         drop_database()
         self.redis.start()
-        log(f"starting the stack (layer {self.layer}, redis :{self.redis.port}, db {BENCH_DB})")
+        log(f"starting the stack (redis :{self.redis.port}, db {BENCH_DB})")
         self.script("start")
         self.manage(
             "createsuperuser", "--noinput", "--name", ADMIN[0], "--email", "bench@example.com",
@@ -316,27 +303,29 @@ class BenchStack:
 
     # --- restarting the application servers with another configuration ---------------------
 
-    def restart_apps(
-        self, layer: str | None = None, daphnes: int = len(DAPHNE_PORTS), **uwsgi_env: str
-    ) -> None:
-        """uWSGI and daphne again, with another channel layer, number of daphne processes (the
-        first `daphnes` of the stack's; nginx's upstream skips the stopped ones) or uWSGI
-        sizing; nginx stays. They are started the way stack.sh starts them, so that
-        `stack.sh stop` still finds them."""
-        env = {**self.env, "DJANGO_CHANNEL_LAYER": layer or self.layer, **uwsgi_env}
-        self.layer = env["DJANGO_CHANNEL_LAYER"]
-        self.app_env = {"DJANGO_CHANNEL_LAYER": self.layer, **uwsgi_env}
+    def restart_apps(self, daphnes: int = len(DAPHNE_PORTS), **app_env: str) -> None:
+        """uWSGI and daphne again, with another number of daphne processes (the first `daphnes`
+        of the stack's; nginx's upstream skips the stopped ones) or environment (uWSGI sizing,
+        DJANGO_REALTIME_EVENTS, ...; none: the stack's own); nginx stays. They are started the
+        way stack.sh starts them, so that `stack.sh stop` still finds them."""
+        self.app_env = dict(app_env)
+        env = {**self.env, **self.app_env}
         self.restart_uwsgi(env)
         self.restart_daphne(env, DAPHNE_PORTS[:daphnes])
 
+    def set_uwsgi_env(self, **uwsgi_env: str) -> None:
+        """uWSGI alone again, with `uwsgi_env` on top of the stack's environment (daphne, and
+        the sockets it holds, stay)."""
+        kept = {k: v for k, v in self.app_env.items() if k not in uwsgi_env}
+        self.app_env = {**kept, **{k: v for k, v in uwsgi_env.items() if v}}
+        self.restart_uwsgi({**self.env, **self.app_env})
+
     def resize_uwsgi(self, processes: int | None = None, threads: int | None = None) -> None:
         """uWSGI again with UWSGI_PROCESSES x UWSGI_THREADS (None: uwsgi.ini's defaults)."""
-        sizing = {}
-        if processes is not None:
-            sizing = {"UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads or 1)}
-        kept = {k: v for k, v in self.app_env.items() if not k.startswith("UWSGI_")}
-        self.app_env = {**kept, **sizing}
-        self.restart_uwsgi({**self.env, **self.app_env})
+        self.set_uwsgi_env(
+            UWSGI_PROCESSES=str(processes) if processes else "",
+            UWSGI_THREADS=str(threads or 1) if processes else "",
+        )
 
     def restart_uwsgi(self, env: dict[str, str]) -> None:
         stop_pid(pid_file("uwsgi"), timeout=40)
@@ -396,16 +385,17 @@ class BenchStack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
 
-    def constant_uwsgi(self, body: Path) -> int:
-        """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
-        if "constant" not in self.extra:
-            port = self.ports["constant"] = free_port()
-            http_port = free_port()
+    def extra_uwsgi(self, name: str, module: str, env: dict[str, str] | None = None) -> int:
+        """A uWSGI of the benchmarks' own running `module`, sized like the stack's, on free
+        ports (`ports[name]`: uwsgi protocol, `ports[name + "_http"]`: HTTP); its HTTP port."""
+        if name not in self.extra:
+            port = self.ports[name] = free_port()
+            http_port = self.ports[f"{name}_http"] = free_port()
             processes = self.app_env.get("UWSGI_PROCESSES", uwsgi_ini_default("processes"))
             threads = self.app_env.get("UWSGI_THREADS", uwsgi_ini_default("threads"))
             argv = [
                 str(BIN / "uwsgi"), "--strict", "--master", "--need-app", "--single-interpreter",
-                "--chdir", str(ROOT), "--module", "bench.constant_app:application",
+                "--chdir", str(ROOT), "--module", module,
                 "--processes", processes, "--threads", threads, "--lazy-apps",
                 "--enable-threads", "--die-on-term", "--buffer-size", "32768",
                 "--post-buffering", "65536", "--listen", "1024",
@@ -413,11 +403,15 @@ class BenchStack:
                 "--log-format", '%(addr) [%(ltime)] "%(method) %(var.PATH_INFO) %(proto)" '
                 "%(status) %(rsize) %(msecs)ms pid=%(pid) worker=%(wid)",
             ]  # fmt: skip
-            self.start_extra("constant", argv, http_port, {"BENCH_CONSTANT_JSON": str(body)})
-            self.ports["constant_http"] = http_port
-            wait_until(
-                lambda: ready(f"http://127.0.0.1:{http_port}/bench/constant/"), 60, "constant app"
-            )
+            self.start_extra(name, argv, http_port, env)
+            wait_until(lambda: ready(f"http://127.0.0.1:{http_port}/readyz"), 60, name)
+        return self.ports[f"{name}_http"]
+
+    def constant_uwsgi(self, body: Path) -> int:
+        """The ceiling's constant JsonResponse, under uWSGI sized like uwsgi.ini."""
+        self.extra_uwsgi(
+            "constant", "bench.constant_app:application", {"BENCH_CONSTANT_JSON": str(body)}
+        )
         return self.extra["constant"].pid
 
     def bench_nginx(self) -> int:
@@ -458,8 +452,9 @@ class BenchStack:
         found["daphne"] = [pid for pid in daphnes if pid]
         if "nginx" in self.extra:
             found["nginx"] = [*found.get("nginx", []), self.extra["nginx"].pid]
-        if "constant" in self.extra:
-            found["uwsgi-constant"] = [self.extra["constant"].pid]
+        for name, proc in self.extra.items():
+            if name.startswith(("constant", "events")):
+                found[f"uwsgi-{name}"] = [proc.pid]
         if self.redis.proc:
             found["redis"] = [self.redis.proc.pid]
         mariadb = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True)
@@ -471,13 +466,13 @@ class BenchStack:
 
 
 @contextlib.contextmanager
-def running(layer: str) -> Iterator[BenchStack]:
+def running() -> Iterator[BenchStack]:
     """The whole run holds the machine-wide stack lock: tests and benchmarks take turns."""
     WORK.mkdir(parents=True, exist_ok=True)
     with LOCK.open("w") as lock:
         log(f"waiting for {LOCK}")
         fcntl.flock(lock, fcntl.LOCK_EX)
-        stack = BenchStack(layer=layer)
+        stack = BenchStack()
         try:
             stack.start()
             yield stack

@@ -2,7 +2,8 @@
 -- the latency distribution as percentiles (microseconds) for the plots.
 --
 -- With arguments `post PREFIX CATEGORY` every request instead creates one catalog item (a
--- single POST, a unique sku per request): the write load of the sizing benchmark.
+-- single POST, a unique sku per request): the write load of the sizing benchmark. With
+-- `adjust` every request is the URL's POST `{"delta": 1}` (adjust_stock: a row lock each).
 
 local threads = 0
 setup = function(thread)
@@ -22,6 +23,10 @@ init = function(args)
         prefix, n, category)
       return wrk.format(nil, nil, nil, body)
     end
+  elseif args[1] == "adjust" then
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.body = '{"delta":1}'
   end
 end
 done = function(summary, latency, requests)

@@ -39,6 +39,34 @@ def listening(proc: subprocess.Popen, port: int, timeout: float) -> bool:
     return True
 
 
+def alive(pid: int) -> bool:
+    """Running and not a zombie (PID 1 may be slow to reap orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
     """SIGTERM a process this session started; SIGKILL it if it outlives `timeout`."""
     if proc is None or proc.poll() is not None:

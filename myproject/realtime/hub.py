@@ -127,6 +127,12 @@ class Listener:
         """What this listener receives of `frame` (a replay: one listener at a time)."""
         raise NotImplementedError
 
+    async def replay(self, frames: list[Frame]) -> None:
+        """Send what this listener receives of `frames` (missed since its `since`), in order."""
+        for frame in frames:
+            for text in self.texts(frame):
+                await self.sink.send(text)
+
 
 class Member(Listener):
     """A socket of the topic itself: it receives every frame (`hello` greets it)."""
@@ -139,6 +145,22 @@ class Member(Listener):
 
     def texts(self, frame: Frame) -> list[str]:
         return [frame.text(self.sink.variant(frame))]
+
+    async def replay(self, frames: list[Frame]) -> None:
+        """A socket daphne serves directly gets its missed frames in one write, each framed once
+        for every socket (`Frame.prepared`; the ring's frames are shared, and fan-out has
+        framed them already): a crowd resuming after a restart costs a write per socket, not
+        one per frame and socket (make bench: resume, 200 sockets x 1,000 frames)."""
+        protocol = self.sink.protocol
+        if protocol is None:
+            await super().replay(frames)
+            return
+        sink = self.sink
+        data = b"".join(
+            frame.prepared(sink.variant(frame), protocol.factory).payloadHybi for frame in frames
+        )
+        metrics.WS_FRAMES_SENT.inc(len(frames))
+        sink.write(data)
 
 
 class Subscription(Listener):
@@ -381,9 +403,8 @@ class Hub:
                     recovered, listener.seq = True, since.seq
         greeted = Position(current.epoch, listener.seq if recovered else current.seq)
         await listener.sink.send(listener.greeting(self.topic, greeted, recovered))
-        for frame in replay:
-            for text in listener.texts(frame):
-                await listener.sink.send(text)
+        if replay:
+            await listener.replay(replay)
         listener.seq = max(listener.seq, current.seq)
         if isinstance(listener, Subscription):
             listener.query = self.queries.add(listener.query, listener)

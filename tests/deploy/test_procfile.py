@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.stack import ROOT, STACK_PORTS, alive, answers, descendants, make, wait_for
+from tests.live import alive, descendants
+from tests.stack import ROOT, STACK_PORTS, answers, make, wait_for
 
 pytestmark = pytest.mark.stack
 

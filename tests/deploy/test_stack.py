@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live import alive, children
 from tests.stack import (
     ADMIN_NAME,
     DAPHNE_PORTS,
@@ -27,9 +28,7 @@ from tests.stack import (
     ROOT,
     RUN,
     STACK_PORTS,
-    alive,
     answers,
-    children,
     from_address,
     make,
     pid_file,

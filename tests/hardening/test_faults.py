@@ -13,7 +13,8 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.stack import NGINX, children, new_category, new_item, pid_file, traffic, wait_for
+from tests.live import children
+from tests.stack import NGINX, new_category, new_item, pid_file, traffic, wait_for
 
 pytestmark = pytest.mark.stack
 

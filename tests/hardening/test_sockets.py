@@ -18,7 +18,8 @@ import pytest
 import websockets
 from asgiref.sync import async_to_sync
 
-from tests.stack import DAPHNE_PORTS, NGINX, ROOT, Stack, alive, login, pid_file, wait_for
+from tests.live import alive
+from tests.stack import DAPHNE_PORTS, NGINX, ROOT, Stack, login, pid_file, wait_for
 
 pytestmark = pytest.mark.stack
 
