@@ -10,18 +10,25 @@ from rest_framework.test import APIClient
 from identity.models import User
 from tests.factories import StaffFactory, UserFactory, token_for
 from tests.live import PrivateRedis
-from tests.stack import stack, stack_ports  # noqa: F401 - the session's split stack
+from tests.stack import free_stack_ports, stack, stack_ports  # noqa: F401 - the split stack
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Under pytest-xdist with --dist loadgroup, every test on the stack's fixed ports shares
     # one worker.
     for item in items:
         if item.get_closest_marker("stack"):
             item.add_marker(pytest.mark.xdist_group("stack"))
-    # The stack on the replicated stores takes the stack's ports from the session's stack,
-    # which it stops: its tests run last.
-    items.sort(key=lambda item: item.get_closest_marker("ha") is not None)
+    # Tests that serve on the stack's ports themselves (`make run`, honcho) run before the
+    # session's stack starts; the stack on the replicated stores takes the ports from it,
+    # which it stops, so its tests run last.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("ha") is not None,
+            item.get_closest_marker("before_stack") is None,
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -313,6 +313,15 @@ def stop_stack() -> None:
         _teardowns.pop().close()
 
 
+@pytest.fixture
+def free_stack_ports(stack_ports: None) -> None:
+    """The stack's ports for a test that serves on them itself (`make run`, honcho): such tests
+    run before the session's stack starts (marker `before_stack`); stopping it here would
+    leave every later stack test without one."""
+    if _teardowns:
+        pytest.fail("the session's stack already runs: mark the test `before_stack`")
+
+
 def stack_env() -> dict[str, str]:
     """The environment for `make stack`: it brings its own production settings and secret key
     (generated into var/)."""

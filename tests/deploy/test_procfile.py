@@ -11,10 +11,10 @@ import pytest
 from tests.live import alive, descendants
 from tests.stack import ROOT, STACK_PORTS, answers, make, wait_for
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.before_stack]
 
 
-def test_honcho_start_runs_the_procfile(tmp_path, stack_ports):
+def test_honcho_start_runs_the_procfile(tmp_path, free_stack_ports):
     env = {
         **os.environ,
         # Self-contained: SQLite and the in-memory channel layer; runtime files out of var/.

@@ -20,7 +20,8 @@ import websockets
 from tests.live import stop_process
 from tests.stack import ROOT, answers, make, wait_for
 
-pytestmark = pytest.mark.stack  # `make run` serves on the stack's port 8000
+# `make run` serves on the stack's port 8000: before the session's stack starts.
+pytestmark = [pytest.mark.stack, pytest.mark.before_stack]
 
 WS = "ws://127.0.0.1:8000"
 PASSWORD = "readme-Tester-secret-42"
@@ -41,7 +42,7 @@ async def collect(url: str, frames: list[tuple[float, dict]]) -> None:
             frames.append((time.monotonic(), json.loads(await socket.recv())))
 
 
-def test_the_quick_start_works_as_printed(tmp_path, stack_ports):
+def test_the_quick_start_works_as_printed(tmp_path, free_stack_ports):
     env = {
         k: v for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "REDIS_", "DATABASE_"))
