@@ -2,7 +2,7 @@
 What the realtime path needs from daphne, and what the daphne process changes in the libraries
 it runs (`tune`, applied by myproject/asgi.py only under the `daphne` command). Each change was
 found by `make bench` or a test, and each is checked in a real daphne
-(tests/myproject/test_daphne_process.py).
+(tests/myproject/realtime/test_daphne.py).
 
 `ProtocolInScope` hands each socket's autobahn protocol to the hub (myproject.realtime.hub), so
 that a frame every socket of a topic receives is framed once (`prepareMessage`) and written to

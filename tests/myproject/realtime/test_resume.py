@@ -156,14 +156,22 @@ async def test_a_failover_that_reuses_a_delivered_seq_is_announced(private_redis
     replica = PrivateRedis()
     replica.start()
     try:
-        promoted = redis.Redis.from_url(replica.url)
+        primary = redis.Redis.from_url(private_redis.url, socket_timeout=30)
+        primary.config_set("repl-diskless-sync-delay", 0)  # the first sync starts at once
+        promoted = redis.Redis.from_url(replica.url, socket_timeout=30)
         promoted.config_set("repl-diskless-load", "swapdb")  # no dump.rdb in the working tree
         promoted.replicaof("127.0.0.1", private_redis.port)
+        linked = lambda: promoted.info("replication")["master_link_status"] == "up"  # noqa: E731
+        for _ in range(200):
+            if linked():
+                break
+            await asyncio.sleep(0.05)
+        assert linked(), "the replica did not sync"
         name = room()
         socket = await open_socket(f"/identity/ws/check/{name}/", token)
         await say(name, 0)
         assert await messages(socket, 1) == [(1, 0)]
-        assert redis.Redis.from_url(private_redis.url).wait(1, 5000) == 1  # the replica has it
+        assert primary.wait(1, 5000) == 1  # the replica has it
         promoted.replicaof("no", "one")  # promoted before the next frame reached it
         await say(name, 1)
         assert await messages(socket, 1) == [(2, 1)]
