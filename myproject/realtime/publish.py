@@ -6,11 +6,13 @@ transaction commits (a rolled-back write tells nobody).
 
 Each uWSGI process (or management command) hands its frames to one `Publisher`: a thread with a
 persistent Redis connection that numbers and stores them in batches (myproject.realtime.broker).
-The request that wrote does not wait for Redis: a write costs the same with events as without,
-and a Redis outage or failover never fails, slows or rolls back a write. The publisher retries
-until Redis is back, in order, so the frames are late rather than lost; only frames still queued
-when the process dies (or beyond QUEUE_LIMIT) are lost, and logged. A batch whose reply was
-lost with the connection is sent again: a frame may arrive twice, never silently not at all.
+The request that wrote does not wait for Redis, nor share its process's one interpreter with the
+publisher while it answers: a request's frames are handed over once its response has been sent
+(`request_finished`). A Redis outage or failover never fails, slows or rolls back a write. The
+publisher retries until Redis is back, in order, so the frames are late rather than lost; only
+frames still queued when the process dies (or beyond QUEUE_LIMIT) are lost, and logged. A batch
+whose reply was lost with the connection is sent again: a frame may arrive twice, never silently
+not at all.
 
 `publish_now` is the synchronous path for callers that must know the frame went out
 (`manage.py broadcast`); daphne publishes chat messages itself (`broker().apublish`).
@@ -27,7 +29,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.signals import request_finished, request_started
 from django.db import transaction
+from django.dispatch import receiver
 
 from myproject import metrics, replicas
 from myproject.realtime import topics
@@ -113,7 +117,8 @@ def revoke_on_commit(groups: Sequence[str]) -> None:
 
 
 class Publisher:
-    """The background publisher of one process (see the module docstring)."""
+    """The background publisher of one process (see the module docstring). Frames put while a
+    request is being answered in this thread wait for its end (`release`)."""
 
     def __init__(self) -> None:
         # (topic, payload, GTID of the write or None)
@@ -122,8 +127,28 @@ class Publisher:
         self.thread: threading.Thread | None = None
         self.busy = False
         self.dropped = 0
+        self.local = threading.local()  # .held: this thread's request's frames, until it ends
+
+    def hold(self) -> None:
+        """A request starts in this thread: keep its frames until it has been answered."""
+        self.release()  # a previous request's, should its end have gone unannounced
+        self.local.held = []
+
+    def release(self) -> None:
+        """The request has been answered: publish what it wrote."""
+        held = getattr(self.local, "held", None)
+        self.local.held = None
+        for item in held or ():
+            self._enqueue(*item)
 
     def put(self, topic: str, text: str, gtid: str | None = None) -> None:
+        held = getattr(self.local, "held", None)
+        if held is not None:
+            held.append((topic, text, gtid))
+        else:
+            self._enqueue(topic, text, gtid)
+
+    def _enqueue(self, topic: str, text: str, gtid: str | None) -> None:
         with self.lock:
             if len(self.queue) >= QUEUE_LIMIT:
                 self.dropped += 1
@@ -178,6 +203,19 @@ class Publisher:
 
 _publisher: Publisher | None = None
 _publisher_lock = threading.Lock()
+
+
+@receiver(request_started)
+def _request_started(**kwargs: Any) -> None:
+    # WSGI (uWSGI) answers a request in one thread, from this signal to request_finished; ASGI
+    # moves it between threads, so its frames go at once there.
+    if "environ" in kwargs:
+        publisher().hold()
+
+
+@receiver(request_finished)
+def _request_finished(**kwargs: Any) -> None:
+    publisher().release()
 
 
 def publisher() -> Publisher:
