@@ -174,6 +174,29 @@ async def test_a_rolled_back_write_publishes_nothing(staff):
     await stream.disconnect()
 
 
+async def test_a_wsgi_requests_frames_go_out_once_its_response_is_sent(staff):
+    """Under a WSGI server the publisher waits for the response: uWSGI sends the body, then
+    closes the response (`request_finished`); only then are the request's frames handed over."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    stream = await open_socket("/catalog/ws/")
+    category = await call(CategoryFactory)
+    token = await call(token_for, staff)
+    environ = RequestFactory().post(
+        "/catalog/items/", item_row(category, "WSGI-1"), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token}", SERVER_NAME="localhost",
+    ).environ  # fmt: skip
+    statuses = []
+    response = await call(WSGIHandler(), environ, lambda status, headers: statuses.append(status))
+    body_sent = b"".join(response)
+    assert statuses == ["201 Created"], body_sent
+    assert await stream.receive_nothing(timeout=0.5)  # answered, not yet closed
+    await call(response.close)
+    assert (await receive_type(stream, "item.created"))["data"]["sku"] == "WSGI-1"
+    await stream.disconnect()
+
+
 # --- broadcast ---------------------------------------------------------------------------
 
 
