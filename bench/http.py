@@ -326,6 +326,10 @@ def sizing(stack: BenchStack, reps: int, duration: float, quick: bool) -> dict[s
                 wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, min(2.0, duration))  # warm-up
                 run = wrk(stack, f"{NGINX}{LIST}", CONNECTIONS, duration)
                 runs[name].append(run)
+                wrk(  # every process's first write (its publisher's thread and Redis connection)
+                    stack, f"{NGINX}/catalog/items/", CONNECTIONS, min(2.0, duration),
+                    headers=stack.auth, script_args=["post", f"WARM{rep}-{name}", stack.category],
+                )  # fmt: skip
                 post = wrk(
                     stack, f"{NGINX}/catalog/items/", CONNECTIONS, duration, headers=stack.auth,
                     script_args=["post", f"SIZE{rep}-{name}", stack.category],
