@@ -64,7 +64,13 @@ class ModelService(Generic[M]):
 
     def represent(self, instance: M) -> dict[str, Any]:
         """The REST representation, which the event carries too, as plain JSON types."""
-        return json.loads(JSONRenderer().render(self.serializer_class(instance).data))
+        return self.represent_many([instance])[0]
+
+    def represent_many(self, instances: Sequence[M]) -> list[dict[str, Any]]:
+        """`represent` for many rows at once: one serializer for all of them, as a serializer's
+        fields are built anew for each instance (~0.5 ms a row; make bench: bulk, import)."""
+        data = self.serializer_class(instances, many=True).data
+        return json.loads(JSONRenderer().render(data))
 
     def public(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """What a reader who is neither staff nor the row itself sees of a row; None: all."""
@@ -104,25 +110,25 @@ class ModelService(Generic[M]):
         attnames = [f.attname for f in self.model._meta.concrete_fields]
         for batch in _batches(instances, attnames):
             self.model.objects.bulk_create(batch)
-        self._publish("bulk_created", [(None, self.represent(i)) for i in instances])
+        self._publish("bulk_created", [(None, after) for after in self.represent_many(instances)])
         return instances
 
     @transaction.atomic
     def bulk_update(self, changes: Sequence[tuple[M, dict[str, Any]]]) -> list[M]:
         """Apply each `(instance, fields)` pair and save them all in a few UPDATE statements."""
         touched: set[str] = set()
-        befores = [self.represent(instance) for instance, _ in changes]
+        instances = [instance for instance, _ in changes]
+        befores = self.represent_many(instances)
         for instance, fields in changes:
             self.assign(instance, dict(fields))
             touched.update(fields)
-        instances = [instance for instance, _ in changes]
         if touched:
             touched.update(self._auto_now(instances))
             fields = self._concrete(touched)
             attnames = [self.model._meta.get_field(name).attname for name in fields]
             for batch in _batches(instances, attnames):
                 self.model.objects.bulk_update(batch, fields)
-        rows = zip(befores, (self.represent(i) for i in instances), strict=True)
+        rows = zip(befores, self.represent_many(instances), strict=True)
         self._publish("bulk_updated", list(rows))
         return instances
 
@@ -131,7 +137,7 @@ class ModelService(Generic[M]):
         """Delete the rows of `queryset`; returns their primary keys."""
         instances = list(queryset)
         uuids = [instance.pk for instance in instances]
-        befores = [self.represent(instance) for instance in instances]
+        befores = self.represent_many(instances)
         self.model.objects.filter(pk__in=uuids).delete()
         self._publish("bulk_deleted", [(before, None) for before in befores])
         return uuids
