@@ -138,7 +138,8 @@ class Subscriptions:
             if left <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for: see Hub.attach
+                    await self.changed.wait()
         return True
 
 
@@ -239,11 +240,14 @@ def _keys(topic: str) -> list[str]:
 
 
 def channel(topic: str) -> str:
-    return f"{PREFIX}{topic}"
+    """A topic's pub/sub channel. Redis's channels belong to the server, not to a database:
+    without the database's number, deployments (or test runs) on other databases of the same
+    server would hear each other's frames."""
+    return f"{PREFIX}{settings.REDIS_DB}:{topic}"
 
 
 def _topic_of(channel_name: str) -> str:
-    return channel_name.removeprefix(PREFIX)
+    return channel_name.removeprefix(channel(""))
 
 
 def _position(reply: Sequence[object]) -> Position:

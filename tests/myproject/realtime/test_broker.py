@@ -112,3 +112,45 @@ def test_without_redis_the_embedded_default_uses_the_shared_file(settings, tmp_p
     position = broker().publish([("ops", '{"frame": {}}')])[0]
     # Another process opening the same file sees the same numbering.
     assert LocalBroker(tmp_path / "shared.db").position("ops") == position
+
+
+def test_a_deployment_on_another_database_of_the_server_is_not_heard(settings):
+    """Redis's pub/sub channels belong to the server, not to a database: two deployments (or a
+    developer's and CI's test runs) on databases of one Redis must not hear each other."""
+    import json
+
+    from tests.live import server_env
+    from tests.stack import manage
+
+    name = topic()
+    base = settings.REDIS_URL.rsplit("/", 1)[0]
+    other = f"{base}/{(settings.REDIS_DB + 1) % 16}"
+
+    async def scenario() -> list[tuple[str, str, int, str]]:
+        from myproject.realtime.broker import Subscriptions
+
+        heard, connected = [], asyncio.Event()
+
+        async def on_connected() -> None:
+            connected.set()
+
+        listening = asyncio.ensure_future(
+            RedisBroker().listen(
+                lambda: [name], lambda *frame: heard.append(frame), on_connected, Subscriptions()
+            )
+        )
+        await asyncio.wait_for(connected.wait(), 5)
+        for url, n in ((other, 1), (settings.REDIS_URL, 2)):  # two processes of their own
+            await asyncio.to_thread(
+                manage, server_env(), "broadcast", name, json.dumps({"n": n}), REDIS_URL=url
+            )
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        listening.cancel()
+        return heard
+
+    heard = async_to_sync(scenario)()
+    assert [json.loads(payload)["frame"]["message"] for *_, payload in heard] == [{"n": 2}]
