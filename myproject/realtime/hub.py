@@ -232,7 +232,11 @@ class Hub:
         self.idle_since = None
         self.inbox.put_nowait(("attach", listener, since, done))
         try:
-            await asyncio.wait_for(asyncio.shield(done), ATTACH_TIMEOUT)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+            # `done` completes, and the socket's consumer, cancelled by daphne's shutdown just
+            # after its greeting, would live on instead of closing with 4503.
+            async with asyncio.timeout(ATTACH_TIMEOUT):
+                await asyncio.shield(done)
         except BaseException:  # timed out, or the socket's task was cancelled meanwhile
             done.cancel()  # the hub skips it when it gets there
             self.detach(listener)

@@ -90,3 +90,16 @@ async def test_a_revocation_lost_in_a_redis_restart_still_closes_its_socket(priv
     await Token.objects.filter(digest=(await Token.objects.by_key(key).afirst()).digest).adelete()
     private_redis.start()  # ...and lands in a new epoch, which the hub cannot tie to the old one
     assert await socket.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("path", [STREAM, CHECK])
+async def test_a_socket_cancelled_right_after_its_greeting_closes_with_4503(user, path):
+    """daphne cancels every application when it shuts down. A socket whose greeting has just
+    gone out is still in its connect handler: the cancellation must not be lost there (Python
+    3.11's asyncio.wait_for swallows one that arrives as what it waits for completes), or the
+    socket gets no 4503 and its consumer lives on."""
+    for _ in range(5):
+        socket = await open_socket(path, await sync_to_async(token_for)(user))
+        socket.future.cancel()  # what daphne does on SIGTERM
+        assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4503}
+        await asyncio.wait_for(asyncio.shield(socket.future), 3)  # and the consumer has ended
