@@ -51,6 +51,7 @@ def tune() -> None:
     """Call once the application is loaded (the collector's part freezes what is loaded)."""
     global _closes
     _close_protocol_violations_with_a_code()
+    _shut_down_every_socket()
     _write_at_once()
     _keep_full_collections_rare_and_short()
     _closes = 0
@@ -95,6 +96,33 @@ def _close_protocol_violations_with_a_code() -> None:
         self.setProtocolOptions(failByDrop=False)
 
     WebSocketFactory.__init__ = __init__
+
+
+def _shut_down_every_socket() -> None:
+    """On SIGTERM daphne cancels every application (each socket then closes with 4503) in
+    `Server.kill_all_applications`, which reads `details["application_instance"]` of every
+    connection it knows. A connection holds none for a while: the HTTP request that a
+    WebSocket upgrade replaced, until daphne's once-a-second checker drops it. A shutdown in
+    that second raised KeyError there, so nothing was cancelled and every socket of the
+    process was dropped without a close frame. Skip those connections instead."""
+    from daphne.server import Server
+    from daphne.server import logger as daphne_logger
+    from twisted.internet import defer
+
+    def kill_all_applications(self: Server) -> defer.Deferred:
+        # daphne 4.2's own, but for `.get`.
+        wait_for = []
+        for details in self.connections.values():
+            instance = details.get("application_instance")
+            if instance is not None and not instance.done():
+                instance.cancel()
+                wait_for.append(instance)
+        daphne_logger.info("Killed %i pending application instances", len(wait_for))
+        wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*wait_for))
+        wait_deferred.addErrback(lambda _: None)
+        return wait_deferred
+
+    Server.kill_all_applications = kill_all_applications
 
 
 def _write_at_once() -> None:

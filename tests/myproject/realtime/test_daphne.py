@@ -2,12 +2,15 @@
 What myproject/realtime/daphne.py changes, in a real daphne process, and only there: the
 startup heap frozen out of garbage collection, full collections a tenth as often but soon
 after a wave of closed sockets, and Twisted writes sent at once when nothing is queued
-(make bench: fan-out), with a slow reader still getting every frame, in order.
+(make bench: fan-out), with a slow reader still getting every frame, in order; and every
+socket closed with 4503 when daphne stops, even one accepted a moment before.
 """
 
 import asyncio
 import gc
 import json
+import signal
+import subprocess
 import weakref
 
 import httpx
@@ -18,7 +21,7 @@ from twisted.internet.abstract import FileDescriptor
 
 from myproject.realtime import daphne as daphne_module
 from tests.factories import UserFactory, token_for
-from tests.live import daphne, server_env
+from tests.live import BIN, ROOT, daphne, free_port, server_env, stop_process, wait_ready
 
 MESSAGES = 200
 FILLER = "x" * 40_000  # 200 frames of ~40 KB: ~8 MB, far over what loopback buffers hold
@@ -107,3 +110,32 @@ def test_closed_sockets_trigger_nothing_outside_daphne(monkeypatch, collector_of
     monkeypatch.setattr(daphne_module, "COLLECT_DELAY", 0.01)
     assert daphne_module._closes is None
     assert not async_to_sync(_close_sockets)(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_accepted_just_before_a_sigterm_is_closed_with_4503():
+    """For about a second after a WebSocket upgrade, daphne 4.2's shutdown raised KeyError
+    before cancelling any application, and dropped every socket of the process without a
+    close frame (myproject.realtime.daphne._shut_down_every_socket)."""
+    port = free_port()
+    app = "myproject.asgi:application"
+    command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    async def stopped_at_once() -> int | None:
+        url = f"ws://127.0.0.1:{port}/catalog/ws/"
+        async with websockets.connect(url, origin="http://localhost") as socket:
+            assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "hello"
+            proc.send_signal(signal.SIGTERM)  # what a deploy or a restart does
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(socket.recv(), 15)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz")
+        assert async_to_sync(stopped_at_once)() == 4503
+        assert proc.wait(15) == 0
+    finally:
+        stop_process(proc)
