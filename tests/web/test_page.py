@@ -9,7 +9,6 @@ Screenshots of the key states go to var/test-artifacts/web/. Every wait is expli
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect, sync_playwright
 
-from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, daphne_started, login
+from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, login
 
 pytestmark = pytest.mark.stack
 
@@ -293,9 +292,6 @@ def test_the_page_reconnects_after_a_daphne_restart(open_page, stack, category):
     page = open_page()
     search(page, "items", sku)
     conn = page.locator("#conn")
-    # A daphne stopped within about a second of accepting a socket was seen to exit without
-    # closing its sockets (tests/deploy/test_stack_ws.py): let the page's sockets settle.
-    time.sleep(max(2.0, daphne_started() + 3 - time.time()))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         restart = pool.submit(stack.script, "restart-daphne")
