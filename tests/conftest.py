@@ -1,6 +1,9 @@
 """Fixtures shared by every test: clients signed in as a user or as staff, a clean cache."""
 
+import asyncio
+import inspect
 import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("stack"):
             item.add_marker(pytest.mark.xdist_group("stack"))
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("_end_leftover_tasks")
     # Tests that serve on the stack's ports themselves (`make run`, honcho) run before the
     # session's stack starts; the stack on the replicated stores takes the ports from it,
     # which it stops, so its tests run last.
@@ -29,6 +34,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.get_closest_marker("before_stack") is None,
         )
     )
+
+
+@pytest.fixture
+async def _end_leftover_tasks() -> object:
+    """End what an async test left running (hubs, listeners, sockets it did not close) before
+    the event loop closes, and say which did not end at the first cancellation. pytest-asyncio
+    cancels leftovers once and waits without a bound: a task that swallowed that cancellation
+    (one run was seen to) would hold the suite until pytest-timeout fails it."""
+    yield
+    me = asyncio.current_task()
+    for attempt in range(10):
+        left = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+        if not left:
+            return
+        if attempt:
+            print(f"tasks still running after {attempt} cancellation(s): {left}", file=sys.stderr)
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=2)
 
 
 @pytest.fixture(autouse=True)
