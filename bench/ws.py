@@ -302,12 +302,13 @@ def sample_event(stack: BenchStack, sku: str) -> str:
 
 
 def publish_frames(payload: str, count: int) -> None:
-    """`count` frames to the catalog topic, in batches as a uWSGI publisher sends them."""
-    from myproject.realtime import publish, topics
-    from myproject.realtime.broker import broker
+    """`count` frames to the catalog topic, in batches as the outbox's relay sends them."""
+    from myproject.realtime import outbox, topics
+    from myproject.realtime.broker import Outgoing, broker
 
-    for start in range(0, count, publish.BATCH):
-        broker().publish([(topics.CATALOG, payload)] * min(publish.BATCH, count - start))
+    for start in range(0, count, outbox.BATCH):
+        size = min(outbox.BATCH, count - start)
+        broker().publish([Outgoing(topics.CATALOG, payload)] * size)
 
 
 async def cost_round(
@@ -472,7 +473,7 @@ def resume(stack: BenchStack, reps: int, quick: bool) -> dict[str, Any]:
     """issue 15: a socket away during 1,000 frames comes back through nginx with `?since=`;
     time from its reconnect to the last missed frame, alone and as a crowd of 200 resuming at
     once (a daphne restart's sockets). The frames are item events published to the broker in
-    batches, as uWSGI's publisher sends them."""
+    batches, as the outbox's relay sends them."""
     missed = 1000
     payload = sample_event(stack, "RESUME-SAMPLE")
     crowds = [1, 200]

@@ -12,7 +12,7 @@ from myproject.realtime.consumers import EventConsumer, FrameError
 class CatalogConsumer(EventConsumer):
     route = "/catalog/ws/"
 
-    async def authorize(self) -> str | None:
+    async def authorize(self) -> str:
         return topics.CATALOG
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:

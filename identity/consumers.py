@@ -26,7 +26,7 @@ from myproject import replicas
 from myproject.db import close_old_connections
 from myproject.realtime import limits, topics
 from myproject.realtime.broker import broker
-from myproject.realtime.consumers import EventConsumer, FrameError
+from myproject.realtime.consumers import EventConsumer, FrameError, Refused
 from myproject.realtime.publish import message
 
 CHECKED: dict[str, type[serializers.Serializer]] = {
@@ -40,10 +40,13 @@ CHECK_KEYS = ("id", "resource", "field", "value")
 class CheckConsumer(EventConsumer):
     route = "/identity/ws/check/<group_name>/"
 
-    async def authorize(self) -> str | None:
+    async def authorize(self) -> str:
         group = self.scope["url_route"]["kwargs"]["group_name"]
-        if not (self.user and self.user.is_authenticated) or not topics.is_public(group):
-            return None
+        if not (self.user and self.user.is_authenticated):
+            raise Refused("no_credential", "no valid ticket, token or session")
+        problem = topics.name_problem(group)
+        if problem is not None:
+            raise Refused("invalid_group", problem)
         self.check_rate = limits.RateLimit(settings.WS_CHECK_RATE)
         return group
 

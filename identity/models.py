@@ -37,10 +37,12 @@ class UserManager(BaseUserManager["User"]):
     def create_user(
         self, name: str, email: str, password: str | None = None, **fields: object
     ) -> "User":
-        user = self.model(name=name, email=self.normalize_email(email), **fields)
-        user.set_password(password)  # None -> an unusable password
-        user.save(using=self._db)
-        return user
+        """Through the users' one write path (identity.services), so that `createsuperuser`
+        and code calling the manager publish `user.created` like every other write."""
+        from identity.services import users
+
+        fields = {"name": name, "email": self.normalize_email(email), **fields}
+        return users.create({**fields, "password": password})  # None: an unusable password
 
     def create_superuser(
         self, name: str, email: str, password: str | None = None, **fields: object

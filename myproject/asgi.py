@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
 from myproject.db import close_after_asgi_request  # noqa: E402
-from myproject.realtime import daphne  # noqa: E402
+from myproject.realtime import daphne, outbox  # noqa: E402
 from myproject.realtime.consumers import allowed_origins  # noqa: E402
 from myproject.routing import websocket_urlpatterns  # noqa: E402
 
@@ -39,4 +39,5 @@ application = ProtocolTypeRouter(
 if Path(sys.argv[0]).name == "daphne":
     # Served by the daphne command, not imported by a test or a tool. (Any Django process
     # imports daphne's server module: `daphne` is an installed app.)
+    outbox.relay().start()  # every serving process relays the outbox
     daphne.tune()  # last: once the application is loaded

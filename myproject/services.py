@@ -14,7 +14,9 @@ Each app declares one `ModelService` per model in its `services.py`:
     items.create({"sku": "A-1", ...})  # saved; "item.created" published on commit
 
 Every event carries the written rows before and after the write (myproject.realtime.frames), so
-that live queries can tell which subscriptions a row enters, leaves or stays in. Bulk writes
+that live queries can tell which subscriptions a row enters, leaves or stays in, and goes into
+the outbox of the write's own transaction: committed means announced
+(myproject.realtime.outbox). Bulk writes
 cost a constant number of queries (`bulk_create`/`bulk_update` in batches of `BATCH_SIZE` rows,
 fewer when long texts would overflow a statement) and publish `bulk_*` events with the uuids,
 at most UUIDS_PER_EVENT each. Every method is atomic.
@@ -39,8 +41,10 @@ M = TypeVar("M", bound=models.Model)
 # (16 MiB on MariaDB by default), and a statement over it fails as if the database were gone.
 BATCH_SIZE = 500
 BATCH_BYTES = 4 * 1024 * 1024
-# The most uuids one bulk event carries (a larger write publishes several).
+# The most uuids one bulk event carries (a larger write publishes several), and about the most
+# text: rows with long texts (a comment of 64k characters, before and after) make a smaller one.
 UUIDS_PER_EVENT = 1000
+EVENT_BYTES = 4 * 1024 * 1024
 
 
 # A row as events carry it: its REST representation, before and after a write (None: absent).
@@ -157,10 +161,11 @@ class ModelService(Generic[M]):
         return sorted(names & concrete)
 
     def _publish(self, action: str, rows: Sequence[tuple[Row, Row]]) -> None:
-        """The event of a write, on commit. A single row's event carries its representation
-        (its public one beside it, if readers differ); a bulk write's events carry uuids, one
-        event per UUIDS_PER_EVENT rows: a 200k-row write is many modest frames, not one that
-        every socket must swallow whole."""
+        """The event of a write, into the write's outbox (myproject.realtime.outbox). A single
+        row's event carries its representation (its public one beside it, if readers differ);
+        a bulk write's events carry uuids, one event per UUIDS_PER_EVENT rows and at most about
+        EVENT_BYTES: a 200k-row write is many modest frames, not one that every socket must
+        swallow whole."""
         type_ = topics.event_type(self.resource, action)
         if not action.startswith("bulk_"):
             ((before, after),) = rows
@@ -170,12 +175,19 @@ class ModelService(Generic[M]):
                 changes=(self.resource, rows),
             )  # fmt: skip
             return
+        frames: list[tuple[str, str]] = []
         for start in range(0, len(rows), UUIDS_PER_EVENT):
-            chunk = rows[start : start + UUIDS_PER_EVENT]
-            uuids = [(after or before)["uuid"] for before, after in chunk]
-            publish.event_on_commit(
-                self.topic, type_, {"uuids": uuids}, changes=(self.resource, chunk)
-            )
+            frames += self._bulk_events(type_, rows[start : start + UUIDS_PER_EVENT])
+        publish.events_on_commit(frames)
+
+    def _bulk_events(self, type_: str, rows: Sequence[tuple[Row, Row]]) -> list[tuple[str, str]]:
+        """One bulk event for `rows`, or several if its payload would outgrow EVENT_BYTES."""
+        uuids = [(after or before)["uuid"] for before, after in rows]
+        text = publish.event(type_, {"uuids": uuids}, changes=(self.resource, rows))
+        if len(text) <= EVENT_BYTES or len(rows) == 1:
+            return [(self.topic, text)]
+        half = len(rows) // 2
+        return self._bulk_events(type_, rows[:half]) + self._bulk_events(type_, rows[half:])
 
 
 def _batches(instances: Sequence[M], attnames: Sequence[str]) -> Iterator[list[M]]:

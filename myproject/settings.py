@@ -77,7 +77,7 @@ THIRD_PARTY_APPS = [
     "channels",
     "django_guid",
 ]
-LOCAL_APPS = ["identity", "catalog", "web"]
+LOCAL_APPS = ["myproject.realtime", "identity", "catalog", "web"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -284,6 +284,11 @@ WS_CHECK_RATE = _rate("DJANGO_WS_CHECK_RATE", "50/s")
 WS_MAX_SOCKETS_PER_USER = env.int("DJANGO_WS_MAX_SOCKETS_PER_USER", default=50)
 WS_MESSAGE_RATE = _rate("DJANGO_WS_MESSAGE_RATE", "20/s")
 WS_MAX_SUBSCRIPTIONS = env.int("DJANGO_WS_MAX_SUBSCRIPTIONS", default=20)
+WS_SUBSCRIBE_RATE = _rate("DJANGO_WS_SUBSCRIBE_RATE", "10/s")
+WS_SIGNAL_RATE = _rate("DJANGO_WS_SIGNAL_RATE", "20/s")
+# Bytes written to a socket and not yet taken by its client: past it, the socket is closed (4408)
+# and resumes from the history when it reconnects (myproject.realtime.sink).
+WS_MAX_BUFFER = env.int("DJANGO_WS_MAX_BUFFER", default=1024 * 1024)
 # Change events on every write (off: for benchmarks only, to measure what they cost).
 REALTIME_EVENTS = env.bool("DJANGO_REALTIME_EVENTS", default=True)
 # Frames kept per topic for resuming, and for how long after the topic's last frame.

@@ -7,3 +7,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 application = get_wsgi_application()
+
+from myproject.realtime import outbox  # noqa: E402 - once Django is set up
+
+# Every worker relays the outbox from its start (and so publishes what a dead one left).
+outbox.relay().start()

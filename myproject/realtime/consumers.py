@@ -4,20 +4,21 @@ The base of every WebSocket consumer: a socket listens to one topic through its 
 anything malformed (the socket stays open).
 
     class CatalogConsumer(EventConsumer):
-        async def authorize(self) -> str | None:
-            return topics.CATALOG          # the topic; None refuses the handshake (HTTP 403)
+        async def authorize(self) -> str:
+            return topics.CATALOG          # the topic; raise Refused to refuse (HTTP 403)
 
         async def receive_frame(self, frame: dict) -> None:
             raise FrameError("read_only", "This stream is read-only.")
 
-The first frame on a socket is `hello`; `?since=<epoch>:<seq>` resumes from a position. A
-signed-in socket closes with 4401 when what opened it ends: a revocation of its user's or its
-credential's group (identity.credentials; frames of the control topic, see the hub), and, within
-SWEEP seconds, an expiry no write announced (a sweep checks every socket's credential). When
-daphne shuts down (a restart, a deploy) every socket is closed with 4503 (restarting), so
-clients see a close code and reconnect with `since` instead of finding a dead TCP connection.
-
-No consumer uses a channel layer: everything a socket receives comes through its hubs.
+The first frame on a socket is `hello`; `?since=<epoch>:<seq>` resumes from a position, and
+`?events=off` asks for nothing but what the socket subscribes to (its live queries). Everything
+the socket receives goes through its sink (myproject.realtime.sink), which closes it with 4408
+when its client stops taking what it is sent. A signed-in socket closes with 4401 when what
+opened it ends: a revocation of its user's or its credential's group (identity.credentials;
+frames of the control topic, myproject.realtime.revocation), and, within SWEEP seconds, an
+expiry no write announced (a sweep checks every socket's credential). When daphne shuts down (a
+restart, a deploy) every socket is closed with 4503 (restarting), so clients see a close code
+and reconnect with `since` instead of finding a dead TCP connection.
 """
 
 import asyncio
@@ -41,8 +42,12 @@ from identity import credentials
 from identity.credentials import Credential
 from myproject import metrics
 from myproject.realtime import daphne, limits, queries
-from myproject.realtime.hub import CLOSE_REVOKED, Hub, Member, Sink, Subscription, hubs
-from myproject.realtime.topics import Position, user_group
+from myproject.realtime.hub import Hub
+from myproject.realtime.hubs import hubs
+from myproject.realtime.listeners import Follower, Member
+from myproject.realtime.revocation import CLOSE_REVOKED
+from myproject.realtime.sink import Sink
+from myproject.realtime.topics import NOWHERE, Position, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +72,28 @@ class FrameError(Exception):
         self.extra = extra
 
 
+class Refused(Exception):
+    """The handshake is refused (HTTP 403); the log says why (`reason`, `detail`)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class EventConsumer(AsyncWebsocketConsumer):
     # The route, as metrics label sockets (a pattern, never a path with a group name in it).
     route: str = ""
     topic: str
     hub: Hub | None = None
     member: Member | None = None
+    sink: Sink | None = None
     counted = False
-    # id -> (hub, subscription): the socket's live queries
-    subscriptions: dict[str, tuple[Hub, Subscription]]
+    # id -> (hub, follower): the socket's live queries
+    live_queries: dict[str, tuple[Hub, Follower]]
 
-    async def authorize(self) -> str | None:
-        """The topic this socket listens to, or None to refuse the handshake."""
+    async def authorize(self) -> str:
+        """The topic this socket listens to; raise Refused to refuse the handshake."""
         raise NotImplementedError
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
@@ -104,7 +119,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             self.leave()
             _live.discard(self)
             if self.revocable:
-                hubs().unwatch(self, self.revocable)
+                hubs().revocations.unwatch(self, self.revocable)
             if self.counted:
                 await limits.sockets.release(self.user.pk, self.socket_id)
             daphne.socket_closed()
@@ -141,9 +156,10 @@ class EventConsumer(AsyncWebsocketConsumer):
     accepted = False
 
     async def connect(self) -> None:
-        topic = await self.authorize()
-        if topic is None:
-            await self.refuse("forbidden", "no valid credential, or a topic it may not name")
+        try:
+            topic = await self.authorize()
+        except Refused as refused:
+            await self.refuse(refused.reason, refused.detail)
             return
         if not await self.take_place():
             await self.refuse("too_many_sockets", f"{settings.WS_MAX_SOCKETS_PER_USER} open")
@@ -167,19 +183,31 @@ class EventConsumer(AsyncWebsocketConsumer):
         )
         await self.close()
 
+    @functools.cached_property
+    def query(self) -> dict[str, list[str]]:
+        """The handshake's query string."""
+        return parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+
     def since(self) -> Position | None:
         """The position a reconnecting client resumes from (`?since=`); an unreadable one is
         answered as a position that cannot be recovered."""
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        if "since" not in query:
+        if "since" not in self.query:
             return None
-        return Position.parse(query["since"][-1]) or Position("-", 0)
+        return Position.parse(self.query["since"][-1]) or NOWHERE
+
+    @property
+    def address(self) -> str:
+        """The client's address (daphne takes it from nginx's X-Real-IP)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else ""
 
     async def listen(self, since: Position | None) -> None:
         """Join the topic's hub: `hello` (and the frames missed since `since`) first."""
         self.sink = Sink(self)
-        self.subscriptions = {}
-        self.member = Member(self.sink)
+        self.live_queries = {}
+        self.subscribe_rate = limits.RateLimit(settings.WS_SUBSCRIBE_RATE)
+        muted = self.query.get("events", [""])[-1] == "off"
+        self.member = Member(self.sink, muted=muted)
         self.hub = hubs().get(self.topic)
         try:
             await self.hub.attach(self.member, since)
@@ -190,8 +218,10 @@ class EventConsumer(AsyncWebsocketConsumer):
     def leave(self) -> None:
         if self.hub is not None and self.member is not None:
             self.hub.detach(self.member)
-        for hub, subscription in getattr(self, "subscriptions", {}).values():
-            hub.detach(subscription)
+        for hub, follower in getattr(self, "live_queries", {}).values():
+            hub.detach(follower)
+            queries.quota.give_back(follower.query, self.address)
+        self.live_queries = {}
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own handler, without its hop to the sync thread (see RELAYS)."""
@@ -214,10 +244,14 @@ class EventConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(text_data, bytes_data)
             kind = frame.get("type")
-            if kind == "subscribe":
-                await self.subscribe(frame)
-            elif kind == "unsubscribe":
-                await self.unsubscribe(frame)
+            if kind in ("subscribe", "unsubscribe"):
+                if not self.subscribe_rate.allow():
+                    raise FrameError(
+                        "rate_limited",
+                        f"At most {settings.WS_SUBSCRIBE_RATE} subscribe and unsubscribe frames.",
+                        **({"id": frame["id"]} if isinstance(frame.get("id"), str) else {}),
+                    )
+                await (self.subscribe if kind == "subscribe" else self.unsubscribe)(frame)
             else:
                 await self.receive_frame(frame)
         except FrameError as exc:
@@ -235,9 +269,9 @@ class EventConsumer(AsyncWebsocketConsumer):
         id_ = frame.get("id")
         if not isinstance(id_, str) or not 0 < len(id_) <= 64:
             raise FrameError("invalid_id", "A subscription's id is a string of 1-64 characters.")
-        if id_ in self.subscriptions:
+        if id_ in self.live_queries:
             raise FrameError("duplicate_id", f"Subscription {id_!r} exists already.", id=id_)
-        if len(self.subscriptions) >= settings.WS_MAX_SUBSCRIPTIONS:
+        if len(self.live_queries) >= settings.WS_MAX_SUBSCRIPTIONS:
             raise FrameError(
                 "too_many_subscriptions",
                 f"At most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket.",
@@ -256,32 +290,42 @@ class EventConsumer(AsyncWebsocketConsumer):
                 id=id_,
             )  # fmt: skip
         since = frame.get("since")
-        since = None if since is None else Position.parse(since) or Position("-", 0)
+        since = None if since is None else Position.parse(since) or NOWHERE
         try:
             query = queries.compile_query(resource.name, text, self.user)
         except queries.InvalidFilter as exc:
             raise FrameError("invalid_filter", exc.detail, id=id_) from exc
-        subscription = Subscription(self.sink, id_, query)
+        refused = queries.quota.take(query, self.address)
+        if refused is not None:
+            raise FrameError("too_many_subscriptions", refused, id=id_)
+        follower = Follower(self.sink, id_, query)
         hub = hubs().get(resource.topic)
-        self.subscriptions[id_] = (hub, subscription)
+        self.live_queries[id_] = (hub, follower)
         try:
-            await hub.attach(subscription, since)
-        except TimeoutError as exc:
-            del self.subscriptions[id_]
-            raise FrameError("unavailable", "Try again shortly.", id=id_) from exc
+            await hub.attach(follower, since)
+        except BaseException as exc:  # timed out, or the socket's task cancelled meanwhile
+            self._end_live_query(id_)
+            if isinstance(exc, TimeoutError):
+                raise FrameError("unavailable", "Try again shortly.", id=id_) from exc
+            raise
 
     async def unsubscribe(self, frame: dict[str, Any]) -> None:
         id_ = frame.get("id")
-        found = self.subscriptions.pop(id_, None) if isinstance(id_, str) else None
-        if found is None:
+        if not isinstance(id_, str) or id_ not in self.live_queries:
             raise FrameError("unknown_subscription", f"No subscription {id_!r}.", id=id_)
-        hub, subscription = found
-        hub.detach(subscription)
+        self._end_live_query(id_)
         await self.send_json({"type": "unsubscribed", "id": id_})
 
+    def _end_live_query(self, id_: str) -> None:
+        found = self.live_queries.pop(id_, None)
+        if found is not None:
+            hub, follower = found
+            hub.detach(follower)
+            queries.quota.give_back(follower.query, self.address)
+
     async def send_json(self, content: dict[str, Any]) -> None:
-        metrics.WS_FRAMES_SENT.inc()
-        await self.send(text_data=json.dumps(content))
+        """Every frame of the consumer's own goes through the socket's sink."""
+        await self.sink.send(json.dumps(content))
 
 
 class OriginValidator(channels_security.OriginValidator):
@@ -322,7 +366,7 @@ def _start_sweep() -> None:
     task = _sweeps.get(loop)
     if task is None or task.done():
         _sweeps[loop] = loop.create_task(_sweep_forever())
-        hubs().on_revocations_lost = sweep
+        hubs().revocations.on_lost = sweep
 
 
 async def _sweep_forever() -> None:

@@ -17,13 +17,14 @@ once per process, whatever the number of sockets.
 import json
 from typing import Any
 
+from myproject.realtime.queries import Row
 from myproject.realtime.topics import Position
 
 
 class Frame:
     """One numbered frame of a topic in a daphne process (built lazily, shared by sockets)."""
 
-    __slots__ = ("_prepared", "_texts", "entry", "epoch", "payload", "seq", "topic")
+    __slots__ = ("_prepared", "_rows", "_texts", "entry", "epoch", "payload", "seq", "topic")
 
     def __init__(self, topic: str, epoch: str, seq: int, payload: str) -> None:
         self.topic = topic
@@ -33,6 +34,7 @@ class Frame:
         self.entry: dict[str, Any] = json.loads(payload)
         self._texts: dict[str, str] = {}
         self._prepared: dict[str, Any] = {}
+        self._rows: list[tuple[Row | None, Row | None]] | None = None
 
     @property
     def position(self) -> Position:
@@ -51,8 +53,22 @@ class Frame:
         return "public" in self.entry
 
     @property
-    def changes(self) -> dict[str, Any] | None:
-        return self.entry.get("changes")
+    def resource(self) -> str | None:
+        """The resource whose rows the frame's write changed (live queries), if any."""
+        changes = self.entry.get("changes")
+        return changes["resource"] if changes else None
+
+    @property
+    def rows(self) -> list[tuple[Row | None, Row | None]]:
+        """The written rows, before and after, made once per frame for every query."""
+        if self._rows is None:
+            changes = self.entry.get("changes") or {"rows": []}
+            self._rows = [
+                (Row(before) if before is not None else None,
+                 Row(after) if after is not None else None)
+                for before, after in changes["rows"]
+            ]  # fmt: skip
+        return self._rows
 
     def suffix(self) -> str:
         """The position fields that close every text of this frame."""

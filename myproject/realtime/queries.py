@@ -19,12 +19,20 @@ compared as written: a subscription filtering on such text may differ from the l
 
 Equal queries of one kind of reader share one `LiveQuery` (`QueryIndex`), and queries are
 indexed by the value of their equality filter (an item's `category`, say), so a written row is
-checked against the queries that can match it, not against every subscription.
+checked against the queries that can match it, not against every subscription. A row's text is
+reduced as the collation sees it once (`Row`), whatever the number of queries testing it.
+
+What is left unindexed (a search alone, a price range) is tested against every written row of
+its resource, so its number is bounded (`Quota`): at most MAX_UNINDEXED distinct such queries
+per process, and MAX_UNINDEXED_PER_ADDRESS such subscriptions per client address. Matching many
+rows yields to the event loop every YIELD_EVERY tests (`QueryIndex.matches`), so a large write
+never holds up the process's other sockets for long.
 """
 
+import collections
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -37,7 +45,31 @@ from rest_framework import filters as drf_filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
-from myproject.realtime.collation import contains, equal, text_key
+from myproject.realtime.collation import equal, text_key
+
+# Unindexed live queries (see the module docstring): distinct ones per process, and
+# subscriptions per client address.
+MAX_UNINDEXED = 1000
+MAX_UNINDEXED_PER_ADDRESS = 50
+YIELD_EVERY = 2000  # row tests between two yields to the event loop
+
+
+class Row(dict):
+    """A row's representation (a frame's `changes`), with its text as the collation sees it
+    computed once for every query that tests it."""
+
+    __slots__ = ("_keys",)
+
+    def key(self, name: str) -> str:
+        """The field's text, reduced as `collation.text_key` does."""
+        try:
+            keys = self._keys
+        except AttributeError:
+            keys = self._keys = {}
+        found = keys.get(name)
+        if found is None:
+            found = keys[name] = text_key(str(self.get(name) or ""))
+        return found
 
 
 class InvalidFilter(Exception):
@@ -84,8 +116,12 @@ class Condition:
     value: Any
     kind: str  # text, number, uuid, bool, method
     method: Callable[[dict[str, Any], Any], bool] | None = None
+    needle: str = field(init=False, compare=False)  # a text value as the collation sees it
 
-    def test(self, row: dict[str, Any]) -> bool:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needle", text_key(str(self.value)) if self.kind == "text" else "")
+
+    def test(self, row: Row) -> bool:
         if self.kind == "method":
             return self.method(row, self.value)
         raw = row.get(self.key)
@@ -94,7 +130,7 @@ class Condition:
         if self.kind == "text":
             if self.lookup == "exact":
                 return equal(str(raw), self.value)
-            return contains(str(raw), self.value)
+            return self.needle in row.key(self.key)
         actual = _as(self.kind, raw)
         if actual is None:
             return False
@@ -156,8 +192,14 @@ class Term:
     fields: tuple[str, ...]
     text: str
 
-    def test(self, row: dict[str, Any]) -> bool:
-        return any(contains(str(row.get(name) or ""), self.text) for name in self.fields)
+    key: str = field(init=False, compare=False)  # `text` as the collation sees it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", text_key(self.text))
+
+    def test(self, row: Row) -> bool:
+        key = self.key
+        return any(key in row.key(name) for name in self.fields)
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -178,12 +220,19 @@ class LiveQuery:
         # (field, kind, value): rows whose field has that value are the only candidates.
         self.index = (first.key, first.kind, first.index_key) if first else None
 
+    @property
+    def indexed(self) -> bool:
+        """Whether an equality filter narrows the rows it is tested against."""
+        return self.index is not None
+
     def matches(self, row: dict[str, Any] | None) -> bool:
         if row is None:
             return False
+        if not isinstance(row, Row):
+            row = Row(row)
         return all(c.test(row) for c in self.conditions) and all(t.test(row) for t in self.terms)
 
-    def action(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str | None:
+    def action(self, before: Row | None, after: Row | None) -> str | None:
         """What a row's write means to this query's list; None: nothing."""
         was, now = self.matches(before), self.matches(after)
         if before is None:
@@ -311,14 +360,18 @@ class QueryIndex:
     def all_subscribers(self) -> list[Any]:
         return [s for subscribers in self.subscribers.values() for s in subscribers]
 
-    def matches(self, resource: str, rows: list[list[Any]]) -> dict[tuple, list[tuple]]:
-        """query key -> [(action, before, after)] for the written rows it sees."""
+    def matches(
+        self, resource: str, rows: list[list[Any]], found: dict[tuple, list[tuple]]
+    ) -> Iterator[None]:
+        """Fill `found` (query key -> [(action, before, after)]) with the written rows each query
+        sees; a generator that pauses every YIELD_EVERY tests, for the caller to yield to the
+        event loop."""
         bucket = self.buckets.get(resource)
         if not bucket:
-            return {}
+            return
         fields = {index[:2] for index in bucket if index is not None}
         unindexed = bucket.get(None, {})
-        found: dict[tuple, list[tuple]] = {}
+        tests = 0
         for before, after in rows:
             keys = set(unindexed)
             for name, kind in fields:
@@ -329,4 +382,43 @@ class QueryIndex:
                 action = self.queries[key].action(before, after)
                 if action is not None:
                     found.setdefault(key, []).append((action, before, after))
-        return found
+            tests += len(keys)
+            if tests >= YIELD_EVERY:
+                tests = 0
+                yield
+
+
+class Quota:
+    """The unindexed live queries of this process (see the module docstring): counted per
+    distinct query and per client address, taken when a subscription starts and given back
+    when it ends."""
+
+    def __init__(self) -> None:
+        self.queries: collections.Counter[tuple] = collections.Counter()
+        self.addresses: collections.Counter[str] = collections.Counter()
+
+    def take(self, query: LiveQuery, address: str) -> str | None:
+        """Count a subscription to `query` from `address`; why not, if it may not."""
+        if query.indexed:
+            return None
+        if self.addresses[address] >= MAX_UNINDEXED_PER_ADDRESS:
+            return (
+                f"At most {MAX_UNINDEXED_PER_ADDRESS} live queries without an equality filter "
+                "per client address."
+            )
+        if query.key not in self.queries and len(self.queries) >= MAX_UNINDEXED:
+            return "This server follows too many live queries without an equality filter."
+        self.queries[query.key] += 1
+        self.addresses[address] += 1
+        return None
+
+    def give_back(self, query: LiveQuery, address: str) -> None:
+        if query.indexed:
+            return
+        for counter, key in ((self.queries, query.key), (self.addresses, address)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
+
+
+quota = Quota()

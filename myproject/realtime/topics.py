@@ -20,10 +20,10 @@ CONTROL = "sys.control"
 
 # What a client may name as a topic, minus the server's own names: the control topic, and the
 # groups of sockets a revocation closes (per user, per credential).
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+TOPIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # as a whole: fullmatch
 PRIVATE_PREFIXES = ("user.", "cred.", "sys.")
 
-EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+EPOCH = re.compile(r"[A-Za-z0-9_-]{1,32}")  # as a whole: fullmatch
 
 
 def event_type(resource: str, action: str) -> str:
@@ -33,7 +33,16 @@ def event_type(resource: str, action: str) -> str:
 
 def is_public(name: str) -> bool:
     """A topic a client may name: valid, and not a private group."""
-    return bool(TOPIC_NAME.match(name)) and not name.startswith(PRIVATE_PREFIXES)
+    return name_problem(name) is None
+
+
+def name_problem(name: str) -> str | None:
+    """Why a client may not name `name` as a topic (a group), or None if it may."""
+    if not TOPIC_NAME.fullmatch(name):
+        return "a group name is 1-80 characters of A-Z, a-z, 0-9, '_', '.' and '-'"
+    if name.startswith(PRIVATE_PREFIXES):
+        return f"group names starting with {', '.join(PRIVATE_PREFIXES)} are the server's own"
+    return None
 
 
 def user_group(uuid: object) -> str:
@@ -65,6 +74,11 @@ class Position:
         if not isinstance(text, str) or len(text) > 64:
             return None
         epoch, _, seq = text.partition(":")
-        if not EPOCH.match(epoch) or not seq.isascii() or not seq.isdigit() or len(seq) > 18:
+        if not EPOCH.fullmatch(epoch) or not seq.isascii() or not seq.isdigit() or len(seq) > 18:
             return None
         return cls(epoch, int(seq))
+
+
+# Where an unreadable `since` resumes from: in no epoch (an epoch is never empty), so nothing
+# can be recovered from it and the client is told so.
+NOWHERE = Position("", 0)

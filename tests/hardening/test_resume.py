@@ -201,9 +201,9 @@ def test_a_redis_restart_is_announced_before_the_new_epochs_first_frame(stack, c
 def publish_frames(stack: Stack, topic: str, count: int) -> None:
     """`count` frames on `topic`, published in one go on the stack's own broker."""
     code = (
-        "from myproject.realtime.broker import broker\n"
+        "from myproject.realtime.broker import Outgoing, broker\n"
         "from myproject.realtime.publish import message\n"
-        f"broker().publish([({topic!r}, message(n, None)) for n in range({count})])\n"
+        f"broker().publish([Outgoing({topic!r}, message(n, None)) for n in range({count})])\n"
     )
     subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "shell", "-c", code],

@@ -81,12 +81,17 @@ async def test_a_socket_counts_in_ws_connections_while_open(anon):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_refused_handshake_says_why_in_the_log(caplog):
+async def test_a_refused_handshake_says_why_in_the_log(caplog, user):
     caplog.set_level("INFO")
     _, accepted, _ = await connect("/identity/ws/check/room/", "not-a-token")
     assert not accepted
     assert "handshake refused" in caplog.text
-    assert "forbidden" in caplog.text
+    assert "no_credential" in caplog.text
+    token = await sync_to_async(token_for)(user)
+    for group, reason in (("sys.control", "invalid_group"), ("a" * 81, "invalid_group")):
+        _, accepted, _ = await connect(f"/identity/ws/check/{group}/", token)
+        assert not accepted
+        assert reason in caplog.text
     _, accepted, _ = await connect("/catalog/ws/", headers=[(b"origin", b"http://evil.example")])
     assert not accepted
     assert "origin 'evil.example' not allowed" in caplog.text

@@ -2,12 +2,18 @@
 Import items from a CSV or JSON file through the same serializer and bulk path as the API.
 
     python manage.py import_catalog items.csv [--update] [--skip-invalid] [--batch-size N]
+                                              [--batch]
 
 One item per CSV row or JSON object (a JSON array, or JSON Lines), with the API's item fields,
 except that `category` names a category by slug (created, with `category_name` as its name when
 given, if missing). Every row is validated before anything is written; a bad row is reported
 with its line number and, unless `--skip-invalid`, nothing at all is written. With `--update`
 a row whose sku exists updates that item instead of failing as a duplicate.
+
+The import is one transaction: sockets hear of it (one event per batch) once all of it has
+committed. With `--batch` each batch commits on its own, and is announced as it commits: an
+import that stops half-way (killed, the database gone) keeps, and announces, the batches that
+committed.
 """
 
 import csv
@@ -49,6 +55,9 @@ class Command(BaseCommand):
         parser.add_argument("--skip-invalid", action="store_true", help="write the valid rows")
         parser.add_argument("--batch-size", type=int, default=1000)
         parser.add_argument(
+            "--batch", action="store_true", help="commit (and announce) each batch on its own"
+        )
+        parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when the catalog has items"
         )
 
@@ -62,11 +71,13 @@ class Command(BaseCommand):
         kind = options["format"] or ("csv" if path.suffix.lower() == ".csv" else "json")
         with path.open(encoding="utf-8-sig", newline="") as stream:
             rows = list(read_csv(stream) if kind == "csv" else read_json(stream))
+        importing = Import(self, rows, **_pick(options, "update", "skip_invalid", "batch_size"))
         try:
-            with transaction.atomic():
-                summary = Import(
-                    self, rows, **_pick(options, "update", "skip_invalid", "batch_size")
-                ).run()
+            if options["batch"]:
+                summary = importing.run()
+            else:
+                with transaction.atomic():
+                    summary = importing.run()
         except Rejected as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
@@ -143,6 +154,26 @@ class Import:
         self.progress = Progress(self.out, total=len(rows))
 
     def run(self) -> dict[str, int]:
+        # Categories and validation: all or nothing, whatever --batch says.
+        with transaction.atomic():
+            valid_creates, valid_updates = self._prepare()
+        # Each write is atomic: a transaction of its own with --batch, part of the import's else.
+        # Each write is atomic: a transaction of its own with --batch, part of the import's else.
+        for batch in valid_creates:
+            items.bulk_create(batch.validated_data)
+            self.progress.advance(len(batch.validated_data))
+        for batch in valid_updates:
+            changes = list(zip(batch.instances, batch.validated_data, strict=True))
+            items.bulk_update(changes)
+            self.progress.advance(len(changes))
+        self.progress.done()
+        created = sum(len(b.validated_data) for b in valid_creates)
+        updated = sum(len(b.validated_data) for b in valid_updates)
+        return {"created": created, "updated": updated, "skipped": len(self.bad)}
+
+    def _prepare(self) -> tuple[list[BulkListSerializer], list[BulkListSerializer]]:
+        """Create the missing categories and validate every row: the batches to write, or
+        Rejected."""
         slugs = self._resolve_categories()
         existing = self._existing_skus() if self.update else {}
         creates: list[tuple[Row, dict[str, Any]]] = []
@@ -164,17 +195,7 @@ class Import:
         valid_creates = self._validate(creates, update=False)
         valid_updates = self._validate(updates, update=True)
         self._report_bad()
-        for batch in valid_creates:
-            items.bulk_create(batch.validated_data)
-            self.progress.advance(len(batch.validated_data))
-        for batch in valid_updates:
-            changes = list(zip(batch.instances, batch.validated_data, strict=True))
-            items.bulk_update(changes)
-            self.progress.advance(len(changes))
-        self.progress.done()
-        created = sum(len(b.validated_data) for b in valid_creates)
-        updated = sum(len(b.validated_data) for b in valid_updates)
-        return {"created": created, "updated": updated, "skipped": len(self.bad)}
+        return valid_creates, valid_updates
 
     def _resolve_categories(self) -> dict[str, str]:
         """Map every slug the file names to a category uuid, creating the missing ones."""

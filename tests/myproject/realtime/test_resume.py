@@ -171,7 +171,12 @@ async def test_a_failover_that_reuses_a_delivered_seq_is_announced(private_redis
         socket = await open_socket(f"/identity/ws/check/{name}/", token)
         await say(name, 0)
         assert await messages(socket, 1) == [(1, 0)]
-        assert primary.wait(1, 5000) == 1  # the replica has it
+        assert primary.wait(1, 5000) == 1  # the replica has received it...
+        meta = f"myproject:rt:{{{name}}}:meta"
+        for _ in range(100):  # ...and applied it (WAIT does not say so)
+            if promoted.hget(meta, "s") == b"1":
+                break
+            await asyncio.sleep(0.02)
         promoted.replicaof("no", "one")  # promoted before the next frame reached it
         await say(name, 1)
         assert await messages(socket, 1) == [(2, 1)]

@@ -1,0 +1,244 @@
+"""
+Committed means announced: a write's frames are stored in the write's own transaction (the
+`Outbox` table) and published from there by a relay, so a write that committed is announced
+even if its process dies right after the commit (SIGKILL, OOM, harakiri, a deploy during a Redis
+outage), and a write that rolled back is announced never.
+
+    with transaction.atomic():
+        item.save()
+        outbox.add("catalog", payload)      # same transaction; the relay wakes on commit
+
+Every serving process (each uWSGI worker, each daphne) runs one relay thread, and so does any
+process that writes (a management command, a shell: `manage.py` publishes what is left before it
+exits). A relay publishes every frame in the outbox, oldest first, in batches (one Redis round
+trip each), then deletes them. It wakes when its own process commits a frame (after a WSGI
+request's response has been sent, so it does not share the interpreter with the response); and
+every POLL seconds it looks for frames older than GRACE, which their own process should have
+published by then: frames left by a process that died go out within seconds. Publishing never
+makes a write wait for Redis: while Redis is away, frames wait in the outbox (its size and the
+age of its oldest frame are metrics), and go out in order once it is back.
+
+Several relays may publish the same frames at once (two processes woken together, a poll and a
+kick); each frame's outbox id is its idempotency key, so it is numbered once whoever publishes it
+first, and since every relay publishes from the oldest frame on, a frame is always numbered after
+every frame committed before it. In particular the frames of one row keep its commits' order (a
+second write of a row waits for the first's commit, so its frame gets the higher id).
+"""
+
+import datetime
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.dispatch import receiver
+from django.utils import timezone
+
+from myproject import metrics
+from myproject.db import close_old_connections
+from myproject.realtime.broker import Outgoing, broker
+from myproject.realtime.models import Outbox
+
+logger = logging.getLogger(__name__)
+
+POLL = 1.0  # seconds between two looks for frames nobody published
+GRACE = 2.0  # seconds a frame is left to its own process's relay
+BATCH = 200  # frames per publish (one Redis round trip)
+BATCH_BYTES = 8 * 1024 * 1024  # and at most about this much payload (one frame more, at worst)
+# Rows per INSERT: large frames (bulk writes) go in several statements, each well below
+# MySQL's max_allowed_packet (16 MiB by default on MariaDB).
+INSERT_BYTES = 4 * 1024 * 1024
+RETRY_MAX_DELAY = 2.0
+FAILURE_LOG_EVERY = 10.0  # seconds between two reports of a failing relay
+GRACE_DELTA = datetime.timedelta(seconds=GRACE)
+
+
+def add(topic: str, payload: str) -> None:
+    """Store a frame in the current transaction (autocommit: at once); the relay wakes once it
+    commits."""
+    add_many([(topic, payload)])
+
+
+def add_many(frames: Sequence[tuple[str, str]]) -> None:
+    """`add` for several frames, in order, in as few statements as their size allows."""
+    now = timezone.now()
+    rows = [Outbox(topic=t, payload=p, size=len(p), created=now) for t, p in frames]
+    start = 0
+    while start < len(rows):
+        end, size = start + 1, rows[start].size
+        while end < len(rows) and size + rows[end].size <= INSERT_BYTES:
+            size += rows[end].size
+            end += 1
+        Outbox.objects.using(DEFAULT_DB_ALIAS).bulk_create(rows[start:end])
+        start = end
+    transaction.on_commit(relay().kick, using=DEFAULT_DB_ALIAS)
+
+
+class Relay:
+    """This process's relay (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid: int | None = None
+        self.local = threading.local()  # .held: a WSGI request is being answered in this thread
+        self.failing_since: float | None = None
+        self.next_failure_log = 0.0
+
+    def start(self) -> None:
+        """Run this process's relay thread (a forked child starts its own)."""
+        if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
+            return
+        with self.lock:
+            if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
+                self.pid = os.getpid()
+                self.thread = threading.Thread(target=self._run, name="outbox relay", daemon=True)
+                self.thread.start()
+
+    def kick(self) -> None:
+        """Frames were committed: publish them (after the response, in a WSGI request)."""
+        if getattr(self.local, "held", None) is not None:
+            self.local.held = True
+            return
+        self.start()
+        self.wake.set()
+
+    def hold(self) -> None:
+        """A WSGI request starts in this thread: its kicks wait for its response to be sent."""
+        self.local.held = False
+
+    def release(self) -> None:
+        kicked = getattr(self.local, "held", None)
+        self.local.held = None
+        if kicked:
+            self.kick()
+
+    def _run(self) -> None:
+        delay = 0.0  # after a failure: when to try again
+        while True:
+            kicked = self.wake.wait(delay or POLL)
+            self.wake.clear()
+            try:
+                if kicked or delay or self._orphaned():
+                    while self.relay_once():
+                        pass
+            except Exception as exc:
+                self._failed(exc)
+                delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
+            else:
+                delay = 0.0
+                self.failing_since = None
+
+    def _failed(self, exc: Exception) -> None:
+        metrics.EVENTS_PUBLISH_FAILURES.inc()
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        if now >= self.next_failure_log:
+            self.next_failure_log = now + FAILURE_LOG_EVERY
+            logger.warning(
+                "could not publish the outbox's frames for %.0f s, retrying: %s",
+                now - self.failing_since, exc,
+            )  # fmt: skip
+
+    @close_old_connections
+    def _orphaned(self) -> bool:
+        """Whether the oldest frame of the outbox has waited longer than GRACE."""
+        oldest = Outbox.objects.using(DEFAULT_DB_ALIAS).order_by("id").values("created").first()
+        return oldest is not None and oldest["created"] < timezone.now() - GRACE_DELTA
+
+    @close_old_connections
+    def relay_once(self) -> int:
+        """Publish the oldest frames of the outbox (a batch) and delete them; how many."""
+        pending = Outbox.objects.using(DEFAULT_DB_ALIAS).order_by("id")
+        batch, size = [], 0
+        for id_, topic, length in pending.values_list("id", "topic", "size")[:BATCH]:
+            if batch and size + length > BATCH_BYTES:
+                break
+            batch.append((id_, topic))
+            size += length
+        if not batch:
+            return 0
+        ids = [id_ for id_, _ in batch]
+        payloads = dict(pending.filter(id__in=ids).values_list("id", "payload"))
+        gtid = binlog_position()
+        frames = [
+            Outgoing(topic, payloads[id_], key=str(id_), gtid=gtid)
+            for id_, topic in batch
+            if id_ in payloads  # another relay published and deleted it meanwhile
+        ]
+        broker().publish(frames)
+        Outbox.objects.using(DEFAULT_DB_ALIAS).filter(id__in=ids).delete()
+        for frame in frames:
+            metrics.EVENTS_PUBLISHED.labels(topic=metrics.topic_label(frame.topic)).inc()
+        return len(batch)
+
+    def flush_own(self, timeout: float) -> bool:
+        """`flush`, if this process wrote frames (its relay runs): a command's exit."""
+        return self.pid != os.getpid() or self.flush(timeout)
+
+    def flush(self, timeout: float) -> bool:
+        """Publish what the outbox holds, in the calling thread, until it is empty (True) or
+        `timeout` runs out or publishing fails (False: the other relays will)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if not self.relay_once():
+                    return True
+        except Exception as exc:
+            logger.warning("frames left in the outbox for another process's relay: %s", exc)
+        return False
+
+
+def binlog_position() -> str | None:
+    """With database replicas: the primary's binlog position, which covers every committed
+    write, the outbox's frames' included (a REST read at their position waits for a replica
+    to have it: X-Stream-Position). None without replicas, or if it cannot be read."""
+    if not settings.DATABASE_REPLICAS:
+        return None
+    connection = connections[DEFAULT_DB_ALIAS]
+    if not getattr(connection, "mysql_is_mariadb", False):
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+            (position,) = cursor.fetchone()
+    except DatabaseError as exc:
+        logger.warning("no GTID for the outbox's frames: %s", exc)
+        return None
+    return position or None
+
+
+def backlog() -> tuple[int, float]:
+    """How many frames wait in the outbox, and the age of the oldest in seconds (metrics)."""
+    pending = Outbox.objects.using(DEFAULT_DB_ALIAS)
+    count = pending.count()
+    oldest = pending.order_by("id").values_list("created", flat=True).first()
+    age = (timezone.now() - oldest).total_seconds() if oldest is not None else 0.0
+    return count, max(age, 0.0)
+
+
+_relay = Relay()
+
+
+def relay() -> Relay:
+    return _relay
+
+
+@receiver(request_started)
+def _request_started(**kwargs: Any) -> None:
+    # WSGI (uWSGI) answers a request in one thread, from this signal to request_finished; ASGI
+    # moves it between threads, so its kicks go at once there.
+    if "environ" in kwargs:
+        _relay.hold()
+
+
+@receiver(request_finished)
+def _request_finished(**kwargs: Any) -> None:
+    _relay.release()
