@@ -155,6 +155,19 @@ class Stack:
         """`manage.py ARGS` on the stack's database and Redis; its output."""
         return manage(self.env, *args, **env)
 
+    def publish(self, topic: str, count: int, filler: int = 0) -> None:
+        """`count` message frames `{"n": n, "x": <filler characters>}` on `topic`, published
+        at once on the stack's own broker, in batches as a relay publishes them."""
+        code = (
+            "from myproject.realtime.broker import Outgoing, broker\n"
+            "from myproject.realtime.publish import message\n"
+            f"frames = [Outgoing({topic!r}, message({{'n': n, 'x': 'x' * {filler}}}, None))"
+            f" for n in range({count})]\n"
+            "for start in range(0, len(frames), 200):\n"
+            "    broker().publish(frames[start:start + 200])\n"
+        )
+        self.manage("shell", "-c", code)
+
     def forget_throttles(self) -> None:
         """Clear every throttle's counts (failed logins included) in the stack's Redis: tests
         that trip them on purpose call this so that later tests do not inherit them."""

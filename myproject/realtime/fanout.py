@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from myproject import metrics
 from myproject.realtime.frames import Frame
 from myproject.realtime.listeners import Member, row_frame
-from myproject.realtime.queries import YIELD_EVERY
+from myproject.realtime.pacing import Pacer
 from myproject.realtime.sink import frame_once
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def _deliver_rows(hub: "Hub", frame: Frame) -> None:
     found: dict[tuple, list[tuple[str, Any, Any]]] = {}
     for _ in hub.queries.matches(frame.resource, frame.rows, found):
         await asyncio.sleep(0)
-    written = 0
+    pacer = Pacer()
     for key, seen in found.items():
         texts: dict[tuple, str] = {}
         wire: dict[tuple, bytes] = {}
@@ -78,7 +78,4 @@ async def _deliver_rows(hub: "Hub", frame: Frame) -> None:
                     framed = wire[cache] = frame_once(text, sink.protocol.factory)
                 sink.write(framed)
                 metrics.WS_FRAMES_SENT.inc()
-            written += len(seen)
-            if written >= YIELD_EVERY:
-                written = 0
-                await asyncio.sleep(0)
+            await pacer.pace()

@@ -42,7 +42,9 @@ class Frame:
 
     @property
     def size(self) -> int:
-        return len(self.payload)
+        """About what the frame holds in memory, once delivered: its payload, the payload
+        parsed, the text sockets receive and its framed bytes (a ring's budget counts this)."""
+        return 4 * len(self.payload)
 
     @property
     def subject(self) -> str | None:

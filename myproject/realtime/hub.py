@@ -27,8 +27,9 @@ drains (`Sink.room`), and makes it live once it has everything: from then on the
 it each frame. Both steps check the listener's cursor against the hub's in one step of the event
 loop, so a frame delivered meanwhile is neither missed nor sent twice, and a listener detached
 meanwhile (its socket closed, an attach timed out) is never added afterwards. A live query's
-catch-up tests at most REPLAY_ROWS rows (beyond that it is told `recovered: false`) and yields
-to the event loop as it goes: a replay never holds the process up.
+catch-up tests at most REPLAY_ROWS rows (beyond that it is told `recovered: false`), one live
+query's at a time, yielding to the event loop as it goes (myproject.realtime.pacing): replays
+never hold the process up.
 """
 
 import asyncio
@@ -46,7 +47,8 @@ from myproject.realtime import fanout
 from myproject.realtime.broker import broker
 from myproject.realtime.frames import Frame
 from myproject.realtime.listeners import Follower, Listener, Member
-from myproject.realtime.queries import YIELD_EVERY, QueryIndex
+from myproject.realtime.pacing import Pacer, one_at_a_time
+from myproject.realtime.queries import QueryIndex
 from myproject.realtime.sink import frame_once
 from myproject.realtime.topics import CONTROL, Position
 
@@ -182,7 +184,11 @@ class Hub:
                 listener.seq = self.seq
                 await sink.send(listener.greeting(self.topic, self.position, False))
                 continue
-            await self._replay(listener, frames)
+            if isinstance(listener, Follower):  # a query tested on every row: one at a time
+                async with one_at_a_time():
+                    await self._replay(listener, frames)
+            else:
+                await self._replay(listener, frames)
 
     async def _replay(self, listener: Listener, frames: list[Frame]) -> None:
         sink = listener.sink
@@ -192,20 +198,22 @@ class Hub:
             metrics.WS_FRAMES_SENT.inc(len(frames))
             listener.seq = frames[-1].seq
             return
-        tested = 0
+        pacer = Pacer()
         for frame in frames:
+            seq = listener.seq
             for text in listener.texts(frame):
-                if sink.protocol is not None:
+                if text is None:
+                    pass
+                elif sink.protocol is not None:
                     sink.write(frame_once(text, sink.protocol.factory))
                     metrics.WS_FRAMES_SENT.inc()
                 else:
                     await sink.send(text)
+                await pacer.pace()
+                if listener.seq != seq or listener not in self.catching_up:
+                    return  # announced or detached meanwhile
             listener.seq = frame.seq
-            tested += listener.cost(frame)
-            if tested >= YIELD_EVERY:
-                tested = 0
-                await asyncio.sleep(0)
-            if sink.paused or sink.closed or listener not in self.catching_up:
+            if sink.paused or sink.closed:
                 return
 
     async def _frames_after(self, after: int) -> list[Frame] | None:

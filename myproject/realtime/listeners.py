@@ -9,6 +9,7 @@ last frame of the topic it has had) and its own greeting.
 """
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from myproject.realtime.frames import Frame, with_position
@@ -27,7 +28,7 @@ class Listener:
     def greeting(self, topic: str, position: Position, recovered: bool | None) -> str:
         raise NotImplementedError
 
-    def texts(self, frame: Frame) -> list[str]:
+    def texts(self, frame: Frame) -> Iterator[str]:
         """What this listener receives of `frame` (a replay: one listener at a time)."""
         raise NotImplementedError
 
@@ -50,8 +51,8 @@ class Member(Listener):
         return json.dumps({"type": "hello", "topic": topic, "epoch": position.epoch,
                            "seq": position.seq, "recovered": recovered})  # fmt: skip
 
-    def texts(self, frame: Frame) -> list[str]:
-        return [frame.text(self.sink.variant(frame))]
+    def texts(self, frame: Frame) -> Iterator[str]:
+        yield frame.text(self.sink.variant(frame))
 
     def wire(self, frame: Frame) -> bytes:
         """The frame as this socket's reader may see it, framed once for every socket."""
@@ -73,15 +74,14 @@ class Follower(Listener):
                            "epoch": position.epoch, "seq": position.seq,
                            "recovered": recovered})  # fmt: skip
 
-    def texts(self, frame: Frame) -> list[str]:
+    def texts(self, frame: Frame) -> Iterator[str | None]:
+        """A frame per row the query sees; None for a row it does not (a replay paces itself
+        between rows)."""
         if frame.resource != self.query.resource.name:
-            return []
-        texts = []
+            return
         for before, after in frame.rows:
             action = self.query.action(before, after)
-            if action is not None:
-                texts.append(row_frame(frame, self, action, before, after))
-        return texts
+            yield None if action is None else row_frame(frame, self, action, before, after)
 
     def cost(self, frame: Frame) -> int:
         return len(frame.rows) if frame.resource == self.query.resource.name else 0

@@ -25,8 +25,8 @@ reduced as the collation sees it once (`Row`), whatever the number of queries te
 What is left unindexed (a search alone, a price range) is tested against every written row of
 its resource, so its number is bounded (`Quota`): at most MAX_UNINDEXED distinct such queries
 per process, and MAX_UNINDEXED_PER_ADDRESS such subscriptions per client address. Matching many
-rows yields to the event loop every YIELD_EVERY tests (`QueryIndex.matches`), so a large write
-never holds up the process's other sockets for long.
+rows is done in slices (`QueryIndex.matches`, myproject.realtime.pacing), so a large write never
+holds up the process's other sockets for long.
 """
 
 import collections
@@ -46,12 +46,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from myproject.realtime.collation import equal, text_key
+from myproject.realtime.pacing import Pacer
 
 # Unindexed live queries (see the module docstring): distinct ones per process, and
 # subscriptions per client address.
 MAX_UNINDEXED = 1000
 MAX_UNINDEXED_PER_ADDRESS = 50
-YIELD_EVERY = 2000  # row tests between two yields to the event loop
 
 
 class Row(dict):
@@ -364,14 +364,14 @@ class QueryIndex:
         self, resource: str, rows: list[list[Any]], found: dict[tuple, list[tuple]]
     ) -> Iterator[None]:
         """Fill `found` (query key -> [(action, before, after)]) with the written rows each query
-        sees; a generator that pauses every YIELD_EVERY tests, for the caller to yield to the
-        event loop."""
+        sees; a generator that pauses once a slice of work is done (myproject.realtime.pacing),
+        for the caller to yield to the event loop."""
         bucket = self.buckets.get(resource)
         if not bucket:
             return
         fields = {index[:2] for index in bucket if index is not None}
         unindexed = bucket.get(None, {})
-        tests = 0
+        pacer = Pacer()
         for before, after in rows:
             keys = set(unindexed)
             for name, kind in fields:
@@ -382,10 +382,9 @@ class QueryIndex:
                 action = self.queries[key].action(before, after)
                 if action is not None:
                     found.setdefault(key, []).append((action, before, after))
-            tests += len(keys)
-            if tests >= YIELD_EVERY:
-                tests = 0
+            if pacer.due():
                 yield
+                pacer.restart()
 
 
 class Quota:

@@ -36,6 +36,10 @@ from myproject.realtime import daphne
 logger = logging.getLogger(__name__)
 
 CLOSE_SLOW = 4408  # the client does not take what it is sent: reconnect with `since`
+# How long a socket closed for being slow may take to read what was sent before its close frame
+# (autobahn's default, one second, then drops the connection: a client that is reading, only
+# slowly, would never see the close code). daphne holds at most its transport's buffer meanwhile.
+SLOW_CLOSE_TIMEOUT = 30.0
 OPEN = WebSocketProtocol.STATE_OPEN
 
 
@@ -144,6 +148,7 @@ class Sink:
         metrics.WS_SLOW_CLOSED.inc()
         logger.info("websocket closed (4408): its client left %d bytes unread", held)
         if self.protocol.state == OPEN:
+            self.protocol.closeHandshakeTimeout = SLOW_CLOSE_TIMEOUT
             self.protocol.serverClose(code=CLOSE_SLOW)
 
     def _stop(self) -> None:

@@ -4,9 +4,11 @@ committed reaches the sockets once, whatever process dies after its commit and w
 was doing meanwhile (the outbox, myproject/realtime/outbox.py).
 """
 
+import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 import httpx
 import MySQLdb
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.hardening.test_faults import readyz
@@ -153,3 +156,101 @@ def test_the_outbox_drains_after_an_outage_and_says_how_far_behind_it_is(stack, 
         uuids = [r.json()["uuid"] for r in created]
         frames = collect(held, "item.created", len(uuids), timeout=20)
     assert [f["data"]["uuid"] for f in frames] == uuids
+
+
+# --- a client that stops reading -------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status").read().splitlines():  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
+    """A WebSocket handshake by hand, with a tiny receive buffer, and then not one read more:
+    what daphne sends it piles up on daphne's side."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
+    )
+    raw.sendall(request.encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += raw.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return raw
+
+
+def daphne_metric(port: int, name: str) -> float:
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_a_client_that_stops_reading_is_closed_with_4408_and_daphne_holds_little_for_it(stack):
+    """4,000 frames of 20 KB on the catalog stream: a socket that never reads is closed once it
+    has left DJANGO_WS_MAX_BUFFER (1 MiB) unread, instead of daphne keeping 80 MB for it."""
+    port = 8080
+    pid = pid_file(f"daphne-{port}")
+    stalled = raw_socket_that_never_reads(port, "/catalog/ws/")
+    closed_before = daphne_metric(port, "ws_slow_closed_total")
+    before = rss_kib(pid)
+    stack.publish("catalog", 4000, filler=20_000)
+    wait_for(lambda: daphne_metric(port, "ws_slow_closed_total") > closed_before, 30,
+             "the stalled socket was not closed")  # fmt: skip
+    sent = -1.0
+    while (now := daphne_metric(port, "ws_frames_sent_total")) != sent:  # daphne is done
+        sent = now
+        time.sleep(1)
+    grown = rss_kib(pid) - before
+    assert grown < 40 * 1024, f"daphne grew by {grown} KiB"  # 97 MB before the sink's limit
+    # The close frame (4408) comes after what the socket had not read, once it reads again.
+    stalled.settimeout(10)
+    tail = b""
+    while not tail.endswith(b"\x88\x02\x11\x38"):  # FIN close, 2 bytes: 4408
+        chunk = stalled.recv(1 << 20)
+        assert chunk, "the connection ended without its close frame"
+        tail = (tail + chunk)[-16:]
+    stalled.close()
+
+
+def test_a_reader_too_slow_for_a_burst_is_cut_off_and_resumes_every_frame(stack):
+    """A client that reads, but slower than a burst: closed with 4408 past its buffer, it
+    reconnects with `since` and gets the rest from the history, as its socket drains, once."""
+    topic = f"burst-{uuid.uuid4().hex[:8]}"
+    url = f"ws://127.0.0.1:8080/identity/ws/check/{topic}/?token={stack.token}"
+    seen: list[int] = []
+    # Straight to daphne, with a receive buffer of 128 KiB (set before connecting, and above
+    # loopback's 64 KiB segments, or the window never opens): loopback's autotuned buffers (and
+    # nginx's) would otherwise take the whole burst from daphne, leaving nothing unread there.
+    tight = socket.socket()
+    tight.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+    tight.connect(("127.0.0.1", 8080))
+    with connect(url, origin=ORIGIN, max_size=None, sock=tight) as slow:
+        hello = greeted_sync(slow)
+        position = f"{hello['epoch']}:{hello['seq']}"
+        stack.publish(topic, 400, filler=20_000)  # 8 MB at once, far over what is buffered
+        code = None
+        try:
+            while True:
+                frame = json.loads(slow.recv(timeout=30))
+                seen.append(frame["message"]["n"])
+                position = f"{frame['epoch']}:{frame['seq']}"
+                time.sleep(0.01)
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        assert code == 4408
+    assert 0 < len(seen) < 400
+    with connect(f"{url}&since={position}", origin=ORIGIN, max_size=None) as again:
+        assert greeted_sync(again)["recovered"] is True
+        while len(seen) < 400:
+            seen.append(json.loads(again.recv(timeout=30))["message"]["n"])
+            time.sleep(0.002)  # slower than daphne, and yet never past the buffer: paced
+    assert seen == list(range(400))

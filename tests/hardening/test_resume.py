@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.stack import NGINX, ROOT, Stack, daphne_started, new_category
+from tests.stack import NGINX, Stack, daphne_started, new_category
 
 pytestmark = pytest.mark.stack
 
@@ -198,24 +198,10 @@ def test_a_redis_restart_is_announced_before_the_new_epochs_first_frame(stack, c
     assert frames[-1]["seq"] > announced["seq"]
 
 
-def publish_frames(stack: Stack, topic: str, count: int) -> None:
-    """`count` frames on `topic`, published in one go on the stack's own broker."""
-    code = (
-        "from myproject.realtime.broker import Outgoing, broker\n"
-        "from myproject.realtime.publish import message\n"
-        f"broker().publish([Outgoing({topic!r}, message(n, None)) for n in range({count})])\n"
-    )
-    subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "shell", "-c", code],
-        cwd=ROOT, env={**stack.env, "DJANGO_SECRET_KEY": "x"}, check=True, capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("since", ["{epoch}:1", "another-epoch:5"])
 def test_a_position_older_than_the_history_or_of_another_epoch_is_not_recovered(stack, since):
     topic = f"old-{uuid.uuid4().hex[:8]}"
-    publish_frames(stack, topic, 1100)  # DJANGO_WS_HISTORY_SIZE keeps 1000
+    stack.publish(topic, 1100)  # DJANGO_WS_HISTORY_SIZE keeps 1000
 
     async def scenario() -> dict:
         url = f"{WS}/identity/ws/check/{topic}/?token={stack.token}"
