@@ -19,11 +19,12 @@ EVENT_TOPICS = frozenset({USERS, CATALOG})
 CONTROL = "sys.control"
 
 # What a client may name as a topic, minus the server's own names: the control topic, and the
-# groups of sockets a revocation closes (per user, per credential).
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+# groups of sockets a revocation closes (per user, per credential). Matched whole (fullmatch):
+# `$` would also match before a trailing newline, and `users\n` would pass as a chat room.
+TOPIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 PRIVATE_PREFIXES = ("user.", "cred.", "sys.")
 
-EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+EPOCH = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def event_type(resource: str, action: str) -> str:
@@ -33,7 +34,7 @@ def event_type(resource: str, action: str) -> str:
 
 def is_public(name: str) -> bool:
     """A topic a client may name: valid, and not a private group."""
-    return bool(TOPIC_NAME.match(name)) and not name.startswith(PRIVATE_PREFIXES)
+    return bool(TOPIC_NAME.fullmatch(name)) and not name.startswith(PRIVATE_PREFIXES)
 
 
 def user_group(uuid: object) -> str:
@@ -65,6 +66,6 @@ class Position:
         if not isinstance(text, str) or len(text) > 64:
             return None
         epoch, _, seq = text.partition(":")
-        if not EPOCH.match(epoch) or not seq.isascii() or not seq.isdigit() or len(seq) > 18:
+        if not EPOCH.fullmatch(epoch) or not seq.isascii() or not seq.isdigit() or len(seq) > 18:
             return None
         return cls(epoch, int(seq))

@@ -290,3 +290,23 @@ def test_a_ticket_opens_one_socket_and_lives_with_its_token(stack):
     reused, code = async_to_sync(scenario)()
     assert not reused, "a ticket opened a second socket"
     assert code == 4401, "the ticket's socket outlived the token it was issued with"
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def test_a_group_name_with_a_trailing_newline_is_refused(stack):
+    """`users%0A` once passed the name check (`$` matches before a final newline): a chat room
+    named like the read-only `users` topic, with a line break for the log."""
+    _, token = new_user(stack, "127.0.0.70")
+
+    async def handshake(group: str) -> int:
+        try:
+            async with websockets.connect(check_url(token, group), origin=ORIGIN) as socket:
+                await socket.close()
+                return 101
+        except websockets.InvalidStatus as refused:
+            return refused.response.status_code
+
+    assert async_to_sync(handshake)("users%0A") == 403
+    assert async_to_sync(handshake)("users") == 101
