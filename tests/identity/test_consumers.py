@@ -3,10 +3,7 @@
 import json
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.test import Client
 from rest_framework.test import APIClient
 
 from identity.models import Token
@@ -297,43 +294,6 @@ async def test_a_ticket_opens_one_socket(user):
     assert not accepted, "a ticket opened a second socket"
     _, accepted, _ = await connect(f"{CHECK.format('room1')}?ticket=forged")
     assert not accepted
-    await socket.disconnect()
-
-
-def session_of(user) -> str:
-    """The key of a new session signed in as `user` (as the admin's login makes one)."""
-    client = Client()
-    client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-def session_client(session_key: str) -> APIClient:
-    client = APIClient()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
-    return client
-
-
-def redis_contents() -> bytes:
-    """Every key and value in the suite's Redis database, whatever their types."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    read = {
-        b"string": client.get, b"list": lambda key: client.lrange(key, 0, -1),
-        b"hash": client.hgetall, b"set": client.smembers,
-        b"zset": lambda key: client.zrange(key, 0, -1), b"stream": client.xrange,
-    }  # fmt: skip
-    found = [key + repr(read[client.type(key)](key)).encode() for key in client.scan_iter()]
-    client.close()
-    return b"\n".join(found)
-
-
-async def test_a_session_ticket_keeps_the_session_key_out_of_redis(user):
-    session_key = await sync_to_async(session_of)(user)
-    response = await sync_to_async(session_client(session_key).post)("/identity/ws-ticket/")
-    assert response.status_code == 200, response.content
-    stored = await sync_to_async(redis_contents)()
-    assert b"ws-ticket:" in stored
-    assert session_key.encode() not in stored
-    socket = await open_socket(f"{CHECK.format('room1')}?ticket={response.json()['ticket']}")
     await socket.disconnect()
 
 
