@@ -6,20 +6,24 @@ WebSocket authentication. A handshake names its user with one of:
 - `?token=<key>`: an API token, for clients that keep their URLs out of logs;
 - the session cookie (the admin, the browsable API).
 
-A ticket or token, when given, decides: a bad one is not rescued by a cookie. The scope gets
-`user` and `credential` (what the socket lives on: identity.credentials).
+A ticket or token, when given, decides: a bad one is not rescued by a cookie. A ticket opens a
+socket only while the token or session it was issued with still stands (a session: signed in
+with the user's current password, as the cookie is checked). The scope gets `user` and
+`credential` (what the socket lives on, and whether its user was staff when it opened:
+identity.credentials).
 """
 
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
-from identity import tickets
+from identity import credentials, tickets
 from identity.credentials import Credential, of_session, of_token
 from identity.models import Token, User
 from myproject import replicas
@@ -34,8 +38,10 @@ class WebSocketAuthMiddleware(BaseMiddleware):
         if "ticket" in query:
             found = await tickets.redeem(query["ticket"][-1])
             if found is not None:
-                user = await enabled_user(found[0])
-                credential = found[1]
+                user_id, credential = found
+                user = await sync_to_async(credentials.holder)(credential)
+                if user is not None and str(user.pk) != user_id:
+                    user = None
         elif "token" in query:
             token = await token_for_key(query["token"][-1])
             if token is not None:
@@ -52,7 +58,7 @@ class WebSocketAuthMiddleware(BaseMiddleware):
         scope = {
             **scope,
             "user": user if authenticated else AnonymousUser(),
-            "credential": credential if authenticated else None,
+            "credential": credential.opened_by(user) if authenticated else None,
         }
         return await super().__call__(scope, receive, send)
 
@@ -72,13 +78,3 @@ async def token_for_key(key: str) -> Token | None:
         with replicas.primary():  # created a moment ago, not on the replica yet
             token = await query.afirst()
     return token if token is not None and token.user.is_active else None
-
-
-@close_old_connections
-async def enabled_user(user_id: str) -> User | None:
-    query = User.objects.filter(pk=user_id, enable=True)
-    user = await query.afirst()
-    if user is None and settings.DATABASE_REPLICAS:
-        with replicas.primary():  # a user created a moment ago, not on the replica yet
-            user = await query.afirst()
-    return user

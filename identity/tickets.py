@@ -28,10 +28,21 @@ def _key(ticket: str) -> str:
     return f"ws-ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
 
 
+def _pad(ticket: str, size: int) -> bytes:
+    """`size` bytes derived from the ticket, independent of its digest (`_key`)."""
+    return hashlib.shake_256(b"ws-ticket-credential:" + ticket.encode()).digest(size)
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, pad, strict=True))
+
+
 def issue(user: User, credential: Credential) -> str | None:
     """A new ticket; None if the cache could not store it (Redis unreachable)."""
     ticket = secrets.token_urlsafe(32)
-    if not cache.add(_key(ticket), (str(user.pk), credential.kind, credential.key), timeout=TTL):
+    key = credential.key.encode()
+    sealed = _xor(key, _pad(ticket, len(key)))
+    if not cache.add(_key(ticket), (str(user.pk), credential.kind, sealed), timeout=TTL):
         return None
     return ticket
 
@@ -44,5 +55,5 @@ async def redeem(ticket: str) -> tuple[str, Credential] | None:
     found = await cache.aget(key)
     if found is None or not await cache.adelete(key):
         return None
-    user_id, kind, credential_key = found
-    return user_id, Credential(kind, credential_key)
+    user_id, kind, sealed = found
+    return user_id, Credential(kind, _xor(sealed, _pad(ticket, len(sealed))).decode())

@@ -20,6 +20,7 @@ django_asgi_app = get_asgi_application()  # before importing anything that touch
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from identity.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
+from myproject import logs  # noqa: E402
 from myproject.db import close_after_asgi_request  # noqa: E402
 from myproject.realtime import daphne, outbox  # noqa: E402
 from myproject.realtime.consumers import allowed_origins  # noqa: E402
@@ -40,4 +41,5 @@ if Path(sys.argv[0]).name == "daphne":
     # Served by the daphne command, not imported by a test or a tool. (Any Django process
     # imports daphne's server module: `daphne` is an installed app.)
     outbox.relay().start()  # every serving process relays the outbox
+    logs.use_daphne_access_log()  # the query strings of URLs stay out of daphne's access log
     daphne.tune()  # last: once the application is loaded

@@ -81,7 +81,9 @@ LOCAL_APPS = ["myproject.realtime", "identity", "catalog", "web"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # First: every log line of the request carries its id, every response says it.
+    # First: a client's X-Request-ID that is no request id is dropped (myproject.request_id),
+    # then every log line of the request carries its id, every response says it.
+    "myproject.request_id.request_id_middleware",
     "django_guid.middleware.guid_middleware",
     "myproject.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -149,7 +151,10 @@ for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), st
     DATABASE_REPLICAS.append(f"replica{_number}")
 if DATABASE_REPLICAS:
     DATABASE_ROUTERS = ["myproject.replicas.ReplicaRouter"]
-    MIDDLEWARE.insert(1, "myproject.replicas.ReplicaMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django_guid.middleware.guid_middleware") + 1,
+        "myproject.replicas.ReplicaMiddleware",
+    )
 # A replica further behind than this (Seconds_Behind_Master) is skipped until it catches up.
 REPLICA_MAX_LAG = env.float("DJANGO_REPLICA_MAX_LAG", default=5.0)
 # How long a read waits for a replica to apply the writes it must see before it goes to the
@@ -323,7 +328,8 @@ if HTTPS:
 # ------------------------------------------------------------------------------
 DJANGO_GUID = {
     "GUID_HEADER_NAME": "X-Request-ID",
-    # nginx's $request_id is 32 hex digits, which is a valid UUID; anything else is replaced.
+    # nginx's $request_id is 32 hex digits, which is a valid UUID; anything else is replaced
+    # (myproject.request_id first drops what uuid.UUID() would take but is no request id).
     "VALIDATE_GUID": True,
     "UUID_FORMAT": "hex",
     "RETURN_HEADER": True,
@@ -331,12 +337,19 @@ DJANGO_GUID = {
 LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text").strip().lower()
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured("DJANGO_LOG_FORMAT is `text` or `json`.")
+# Every record's message and extras are escaped and stripped of secrets (myproject.logs).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "filters": {
+        "request_id": {"()": "django_guid.log_filters.CorrelationId"},
+        "redact": {"()": "myproject.logs.Redact"},
+    },
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "text": {
+            "()": "myproject.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s",
+        },
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
@@ -352,7 +365,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},

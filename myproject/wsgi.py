@@ -4,9 +4,12 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from myproject.logs import uwsgi_request_log
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
-application = get_wsgi_application()
+# uWSGI's request log writes each request's path escaped (uwsgi.ini's log-format).
+application = uwsgi_request_log(get_wsgi_application())
 
 from myproject.realtime import outbox  # noqa: E402 - once Django is set up
 

@@ -19,8 +19,9 @@ EVENT_TOPICS = frozenset({USERS, CATALOG})
 CONTROL = "sys.control"
 
 # What a client may name as a topic, minus the server's own names: the control topic, and the
-# groups of sockets a revocation closes (per user, per credential).
-TOPIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # as a whole: fullmatch
+# groups of sockets a revocation closes (per user, per credential). Matched whole (fullmatch):
+# `$` would also match before a trailing newline, and `users\n` would pass as a chat room.
+TOPIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 PRIVATE_PREFIXES = ("user.", "cred.", "sys.")
 
 EPOCH = re.compile(r"[A-Za-z0-9_-]{1,32}")  # as a whole: fullmatch

@@ -19,7 +19,17 @@ import websockets
 from asgiref.sync import async_to_sync
 
 from tests.live import alive
-from tests.stack import DAPHNE_PORTS, NGINX, ROOT, Stack, login, pid_file, wait_for
+from tests.stack import (
+    DAPHNE_PORTS,
+    NGINX,
+    ROOT,
+    Stack,
+    from_address,
+    login,
+    new_account,
+    pid_file,
+    wait_for,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -290,3 +300,105 @@ def test_a_ticket_opens_one_socket_and_lives_with_its_token(stack):
     reused, code = async_to_sync(scenario)()
     assert not reused, "a ticket opened a second socket"
     assert code == 4401, "the ticket's socket outlived the token it was issued with"
+
+
+# --- staff taken away, passwords changed, tickets after their credential ---------------------
+
+
+@pytest.mark.parametrize("how", ["single", "bulk"])
+def test_a_socket_opened_as_staff_closes_when_staff_status_is_taken_away(stack, how):
+    """It was staff at the handshake: it heard every user's email, phone and comment in events
+    and could search on email in live queries, and went on doing so once demoted."""
+    demoted = new_account(stack, "demoted", address="127.0.0.71", staff=True)
+    if how == "single":
+        request = {"method": "PATCH", "url": f"{NGINX}/identity/users/{demoted.uuid}/",
+                   "json": {"is_staff": False}}  # fmt: skip
+    else:
+        request = {"method": "PATCH", "url": f"{NGINX}/identity/users/",
+                   "json": [{"uuid": demoted.uuid, "is_staff": False}]}  # fmt: skip
+
+    async def scenario() -> int | None:
+        async with websockets.connect(check_url(demoted.token, "users"), origin=ORIGIN) as socket:
+            await frame(socket, "hello")
+            response = await asyncio.to_thread(
+                httpx.request, **request, headers=stack.auth, timeout=30
+            )
+            assert response.status_code == 200, response.text
+            return await closed_with(socket, 10)
+
+    assert async_to_sync(scenario)() == 4401
+    # Its token stays: the same token opens a socket again, as a plain user's.
+    response = httpx.get(f"{NGINX}/identity/users/", headers=demoted.auth, timeout=30)
+    assert response.status_code == 200
+
+
+def test_a_ticket_taken_before_logging_out_is_refused(stack):
+    _, token = new_user(stack, "127.0.0.72")
+    response = httpx.post(f"{NGINX}/identity/ws-ticket/", headers=auth(token), timeout=30)
+    assert response.status_code == 200, response.text
+    url = f"{WS}/identity/ws/check/room/?ticket={response.json()['ticket']}"
+    logout = httpx.delete(f"{NGINX}/identity/token/", headers=auth(token), timeout=30)
+    assert logout.status_code == 204
+    assert async_to_sync(try_open)(url) is None
+
+
+def admin_session(client: httpx.Client, name: str, password: str) -> str:
+    """Sign in to the admin through nginx (as a browser does); the session cookie."""
+    client.get(f"{NGINX}/admin/login/")
+    signed_in = client.post(f"{NGINX}/admin/login/", data={
+        "username": name, "password": password, "next": "/admin/",
+        "csrfmiddlewaretoken": client.cookies["csrftoken"],
+    })  # fmt: skip
+    assert signed_in.status_code == 302, signed_in.text
+    return f"sessionid={client.cookies['sessionid']}"
+
+
+def test_a_password_changed_in_a_shell_closes_the_admins_socket_and_voids_its_tickets(stack):
+    """`manage.py changepassword` and a shell's set_password() and save() bypass the user
+    service: the admin's socket stayed open, and a ticket its session had taken still opened
+    one, as sessions were checked for existence, not against the current password."""
+    staff = new_account(stack, "pwchange", address="127.0.0.73", staff=True)
+    with from_address("127.0.0.73") as client:
+        session = admin_session(client, staff.name, staff.password)
+        ticket = client.post(f"{NGINX}/identity/ws-ticket/",
+                             headers={"X-CSRFToken": client.cookies["csrftoken"]})  # fmt: skip
+    assert ticket.status_code == 200, ticket.text
+    ticket_url = f"{WS}/identity/ws/check/room/?ticket={ticket.json()['ticket']}"
+    change = (
+        "from identity.models import User; "
+        f"user = User.objects.get(name='{staff.name}'); "
+        "user.set_password('changed-Secret-42'); user.save()"
+    )
+
+    async def scenario() -> tuple[int | None, bool]:
+        cookie = {"Cookie": session}
+        url = f"{WS}/identity/ws/check/room/"
+        async with websockets.connect(url, origin=ORIGIN, additional_headers=cookie) as socket:
+            await frame(socket, "hello")
+            await asyncio.to_thread(stack.manage, "shell", "-c", change)
+            code = await closed_with(socket, 10)
+        return code, await try_open(ticket_url) is not None
+
+    code, ticket_opened = async_to_sync(scenario)()
+    assert code == 4401, "the admin's socket outlived the password it was opened with"
+    assert not ticket_opened, "a ticket outlived the password of the session it came from"
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def test_a_group_name_with_a_trailing_newline_is_refused(stack):
+    """`users%0A` once passed the name check (`$` matches before a final newline): a chat room
+    named like the read-only `users` topic, with a line break for the log."""
+    _, token = new_user(stack, "127.0.0.70")
+
+    async def handshake(group: str) -> int:
+        try:
+            async with websockets.connect(check_url(token, group), origin=ORIGIN) as socket:
+                await socket.close()
+                return 101
+        except websockets.InvalidStatus as refused:
+            return refused.response.status_code
+
+    assert async_to_sync(handshake)("users%0A") == 403
+    assert async_to_sync(handshake)("users") == 101

@@ -38,6 +38,7 @@ async def test_a_signed_in_user_connects(token):
         ("bad$name", "GOOD", [ORIGIN]),  # invalid group name
         ("x" * 101, "GOOD", [ORIGIN]),  # too long for the channel layer
         ("user.someone", "GOOD", [ORIGIN]),  # a private per-user group
+        ("users%0A", "GOOD", [ORIGIN]),  # a trailing newline: not the topic `users`
     ],
 )
 async def test_handshakes_are_refused(token, path, key, headers):
@@ -338,3 +339,14 @@ async def test_the_sweep_closes_sockets_whose_token_expired(user):
     assert await expiring.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
     assert await fresh.receive_nothing(timeout=0.3)
     await fresh.disconnect()
+
+
+# --- group names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", ["users\n", "room\n"])
+def test_broadcast_refuses_a_group_name_with_a_line_break(group):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="not a valid group name"):
+        call_command("broadcast", group, '{"text": "forged"}')
