@@ -24,7 +24,7 @@ from catalog.serializers import CategorySerializer, ItemSerializer
 from identity.serializers import UserSerializer
 from myproject import replicas
 from myproject.db import close_old_connections
-from myproject.realtime import limits, topics
+from myproject.realtime import quotas, topics
 from myproject.realtime.broker import broker
 from myproject.realtime.consumers import EventConsumer, FrameError, Refused
 from myproject.realtime.publish import message
@@ -39,6 +39,7 @@ CHECK_KEYS = ("id", "resource", "field", "value")
 
 class CheckConsumer(EventConsumer):
     route = "/identity/ws/check/<group_name>/"
+    in_group = True  # the channel-layer group <group_name>: signals and presence
 
     async def authorize(self) -> str:
         group = self.scope["url_route"]["kwargs"]["group_name"]
@@ -47,7 +48,7 @@ class CheckConsumer(EventConsumer):
         problem = topics.name_problem(group)
         if problem is not None:
             raise Refused("invalid_group", problem)
-        self.check_rate = limits.RateLimit(settings.WS_CHECK_RATE)
+        self.check_rate = quotas.RateLimit(settings.WS_CHECK_RATE)
         return group
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
@@ -64,7 +65,7 @@ class CheckConsumer(EventConsumer):
             raise FrameError("missing_keys", 'A message frame needs "message".')
         if self.topic in topics.EVENT_TOPICS:
             raise FrameError("read_only", f"{self.topic} carries server events only.")
-        if not await limits.message_allowed(self.user.pk):
+        if not await quotas.user_rate_allowed("messages", self.user.pk, settings.WS_MESSAGE_RATE):
             raise FrameError(
                 "rate_limited", f"At most {settings.WS_MESSAGE_RATE} messages per user."
             )

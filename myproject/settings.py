@@ -78,6 +78,9 @@ THIRD_PARTY_APPS = [
     "django_guid",
 ]
 LOCAL_APPS = ["myproject.realtime", "identity", "catalog", "web"]
+# The consumers of docs/consumers.md (a chat room, sync and async), routed under /examples/.
+if env.bool("DJANGO_EXAMPLES", default=False):
+    LOCAL_APPS.append("examples")
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -180,9 +183,8 @@ TOKEN_TTL = _duration("DJANGO_TOKEN_TTL", "30d")
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "var" / "static")
 
-# Redis: realtime positions and history (myproject.realtime), the cache every process shares
-# (throttle counters, tickets) and the WebSocket limits. Consumers use no channel layer: the
-# realtime broker carries every frame between processes.
+# Redis: realtime positions and history (myproject.realtime), the channel layer, the cache every
+# process shares (throttle counters, tickets) and the WebSocket quotas.
 # ------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # With Sentinel, every Redis user asks the Sentinels for the primary and follows a failover;
@@ -225,6 +227,36 @@ if REDIS_URL or REDIS_SENTINELS:
         )
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Channels' channel layer: groups, group_send and handlers by type, what consumers of one's own
+# build with (signals and presence of the check channel go through it); ephemeral, unlike the
+# numbered frames of myproject.realtime. Its pub/sub channels belong to the Redis server, not to
+# a database: the prefix carries the database's number.
+# https://channels.readthedocs.io/en/stable/topics/channel_layers.html
+# ------------------------------------------------------------------------------
+if REDIS_URL or REDIS_SENTINELS:
+    _layer_host: dict[str, object] = {
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    }
+    if REDIS_SENTINELS:
+        _layer_host.update(
+            sentinels=REDIS_SENTINELS,
+            master_name=REDIS_SENTINEL_MASTER,
+            sentinel_kwargs={"socket_timeout": REDIS_SOCKET_TIMEOUT},
+            db=REDIS_DB,
+            password=REDIS_PASSWORD,
+        )
+    else:
+        _layer_host["address"] = REDIS_URL
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_layer_host], "prefix": f"myproject:{REDIS_DB}:layer:"},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Django REST framework
 # https://www.django-rest-framework.org/api-guide/settings/

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -22,6 +23,8 @@ urlpatterns = [
 ]
 if settings.DEBUG:
     urlpatterns.append(path("api-auth/", include("rest_framework.urls")))
+if apps.is_installed("examples"):  # DJANGO_EXAMPLES (docs/consumers.md)
+    urlpatterns.insert(0, path("examples/", include("examples.urls")))
 
 handler400 = "myproject.exceptions.bad_request"
 handler403 = "myproject.exceptions.permission_denied"

@@ -346,7 +346,9 @@ def stack_env() -> dict[str, str]:
 
 def _run_stack() -> Iterator[Stack]:
     redis, mariadb = PrivateRedis(), PrivateMariaDB()
-    env = {**stack_env(), "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url}
+    # DJANGO_EXAMPLES: the consumers of docs/consumers.md, which tests drive on the stack too.
+    env = {**stack_env(), "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url,
+           "DJANGO_EXAMPLES": "on"}  # fmt: skip
     # A stack left behind by an interrupted run would hold the ports.
     make("stack-stop", env)
     busy = [port for port in STACK_PORTS if answers(port)]

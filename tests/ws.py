@@ -36,8 +36,30 @@ async def send(communicator: WebsocketCommunicator, frame: Any) -> None:
     await communicator.send_to(text_data=json.dumps(frame))
 
 
-async def receive(communicator: WebsocketCommunicator, timeout: float = 3) -> dict[str, Any]:
-    return json.loads(await communicator.receive_from(timeout=timeout))
+# Presence frames come and go as sockets of a group do: tests of anything else skip them.
+PRESENCE = ("presence.joined", "presence.left")
+
+
+async def receive(
+    communicator: WebsocketCommunicator, timeout: float = 3, *, presence: bool = False
+) -> dict[str, Any]:
+    """The next frame (`presence`: presence frames too, else they are skipped)."""
+    while True:
+        frame = json.loads(await communicator.receive_from(timeout=timeout))
+        if presence or frame.get("type") not in PRESENCE:
+            return frame
+
+
+async def quiet(communicator: WebsocketCommunicator, timeout: float = 0.3) -> bool:
+    """Whether nothing but presence frames comes within `timeout` (receive_nothing, which a
+    user's socket joining the group would break)."""
+    while not await communicator.receive_nothing(timeout=timeout):
+        output = await communicator.receive_output()
+        if output.get("type") != "websocket.send":
+            return False
+        if json.loads(output.get("text") or "{}").get("type") not in PRESENCE:
+            return False
+    return True
 
 
 async def receive_type(

@@ -34,14 +34,16 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from channels.security import websocket as channels_security
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from identity import credentials
 from identity.credentials import Credential
 from myproject import metrics
-from myproject.realtime import daphne, limits, queries
+from myproject.realtime import daphne, presence, queries, quotas, topics
 from myproject.realtime.hub import Hub
 from myproject.realtime.hubs import hubs
 from myproject.realtime.listeners import Follower, Member
@@ -59,6 +61,10 @@ CLOSE_RESTART = 4503
 
 # The longest query string a subscription may carry (a REST URL's query fits well within it).
 MAX_FILTER = 4096
+# The channel layer (signals, presence) unreachable: a call gives up after LAYER_TIMEOUT
+# seconds, and a socket without its channel tries again every LAYER_RETRY seconds.
+LAYER_TIMEOUT = 2.0
+LAYER_RETRY = 5.0
 
 
 class FrameError(Exception):
@@ -102,7 +108,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
         except asyncio.CancelledError:
             # The server is shutting down (daphne cancels every application on SIGTERM):
             # say so with a close frame rather than letting the TCP connection just drop.
@@ -121,14 +127,74 @@ class EventConsumer(AsyncWebsocketConsumer):
             if self.revocable:
                 hubs().revocations.unwatch(self, self.revocable)
             if self.counted:
-                await limits.sockets.release(self.user.pk, self.socket_id)
+                await quotas.sockets.release(self.user.pk, self.socket_id)
+            if self.in_group:
+                await self.leave_layer_group()
             daphne.socket_closed()
 
-    # The disconnect touches no database, so it skips the hop Channels makes to the ORM's one
-    # sync thread (close_old_connections) before every handler: N sockets closing at once (a
-    # network drop, a proxy restart) would otherwise queue N hops behind that thread, each
-    # keeping ~3 KiB and its consumer alive until the thread reaches it (make bench: sockets).
-    RELAYS = {"websocket.disconnect": "websocket_disconnect"}
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' `AsyncConsumer.__call__`, but for the channel layer being unreachable: the
+        socket is served all the same (its numbered frames do not need the layer), and takes its
+        channel once the layer answers again (`_receive_from_layer`)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        callables = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self._new_channel()
+            callables.append(self._receive_from_layer)
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch(callables, self.dispatch)
+
+    async def _new_channel(self) -> str | None:
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT):
+                return await self.channel_layer.new_channel()
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("channel layer unreachable (%s): the socket's channel comes later", exc)
+            return None
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        while self.channel_name is None:
+            await asyncio.sleep(LAYER_RETRY)
+            self.channel_name = await self._new_channel()
+            if self.channel_name is not None and self.in_group:
+                await self.join_layer_group()
+        return await self.channel_layer.receive(self.channel_name)
+
+    async def join_layer_group(self) -> None:
+        """Join the channel-layer group named after the topic (again: a no-op once joined, and
+        the way back into it after Redis was away, myproject.realtime.presence)."""
+        if self.channel_name is None:
+            return
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT):
+                await self.channel_layer.group_add(self.topic, self.channel_name)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("channel layer group %s not joined yet: %s", self.topic, exc)
+
+    async def leave_layer_group(self) -> None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            if self.channel_name is not None:
+                async with asyncio.timeout(LAYER_TIMEOUT):
+                    await self.channel_layer.group_discard(self.topic, self.channel_name)
+        await presence.leave(self)
+
+    # Handlers that touch no database skip the hop Channels makes to the ORM's one sync thread
+    # (close_old_connections) before every handler: N sockets closing at once (a network drop, a
+    # proxy restart) would otherwise queue N hops behind that thread, each keeping ~3 KiB and
+    # its consumer alive until the thread reaches it (make bench: sockets); and a signal to a
+    # group would wait for that thread once per socket.
+    RELAYS = {
+        "websocket.disconnect": "websocket_disconnect",
+        "signal": "signal",
+        "presence.joined": "presence_joined",
+        "presence.left": "presence_left",
+    }
+    # Whether the socket is a member of the channel-layer group named after its topic, with
+    # presence and signals (the check channel).
+    in_group = False
+    channel_name: str | None = None  # None while the channel layer is unreachable
     # The groups whose revocation closes this socket (its user's, its credential's).
     revocable: tuple[str, ...] = ()
 
@@ -138,11 +204,25 @@ class EventConsumer(AsyncWebsocketConsumer):
         return secrets.token_hex(12)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        relay = self.RELAYS.get(message.get("type"))
-        if relay is None:
-            await super().dispatch(message)
-        else:
+        kind = message.get("type")
+        relay = self.RELAYS.get(kind)
+        if relay is not None:
             await getattr(self, relay)(message)
+        elif not isinstance(kind, str) or not hasattr(self, kind.replace(".", "_")):
+            # A channel-layer message this consumer has no handler for (a group_send of
+            # someone's own to a group that sockets of this route are in): dropped, where
+            # Channels would raise and end the socket.
+            logger.warning("websocket: no handler for a message of type %r; dropped", kind)
+        else:
+            await super().dispatch(message)
+        # redis-py sends a command through asyncio.wait_for when the client has a socket
+        # timeout, and on Python 3.11 wait_for swallows a cancellation that arrives as the send
+        # completes: daphne's shutdown, cancelling a socket whose handler was talking to Redis,
+        # would leave it running, with no 4503. A handler that ends with a cancellation pending
+        # raises it here.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     @property
     def user(self) -> Any:
@@ -205,7 +285,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         """Join the topic's hub: `hello` (and the frames missed since `since`) first."""
         self.sink = Sink(self)
         self.live_queries = {}
-        self.subscribe_rate = limits.RateLimit(settings.WS_SUBSCRIBE_RATE)
+        self.subscribe_rate = quotas.RateLimit(settings.WS_SUBSCRIBE_RATE)
         muted = self.query.get("events", [""])[-1] == "off"
         self.member = Member(self.sink, muted=muted)
         self.hub = hubs().get(self.topic)
@@ -214,6 +294,11 @@ class EventConsumer(AsyncWebsocketConsumer):
         except TimeoutError:
             logger.warning("no position for topic %s: closing a new socket (4503)", self.topic)
             await self.close(code=CLOSE_RESTART)
+            return
+        if type(self).in_group:
+            self.in_group = True
+            await self.join_layer_group()
+            await presence.join(self)
 
     def leave(self) -> None:
         if self.hub is not None and self.member is not None:
@@ -224,17 +309,22 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.live_queries = {}
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Channels' own handler, without its hop to the sync thread (see RELAYS)."""
+        """Channels' own handler (the groups a subclass declares are left), without its hop to
+        the sync thread (see RELAYS)."""
         self.leave()
+        if self.channel_name is not None:
+            for group in self.groups:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.channel_layer.group_discard(group, self.channel_name)
         await self.disconnect(message["code"])
         raise StopConsumer
 
     async def take_place(self) -> bool:
-        """Hold one of the user's `WS_MAX_SOCKETS_PER_USER` places (myproject.realtime.limits);
+        """Hold one of the user's `WS_MAX_SOCKETS_PER_USER` places (myproject.realtime.quotas);
         False when none is left. Anonymous sockets are capped by nginx, per address."""
         if self.credential is None:
             return True
-        if not await limits.sockets.acquire(self.user.pk, self.socket_id):
+        if not await quotas.sockets.acquire(self.user.pk, self.socket_id):
             return False
         self.counted = True
         return True
@@ -252,6 +342,11 @@ class EventConsumer(AsyncWebsocketConsumer):
                         **({"id": frame["id"]} if isinstance(frame.get("id"), str) else {}),
                     )
                 await (self.subscribe if kind == "subscribe" else self.unsubscribe)(frame)
+            elif kind == "signal" and self.in_group:
+                await self.send_signal(frame)
+            elif kind == "presence" and self.in_group:
+                members = await presence.members(self.topic)
+                await self.send_json({"type": "presence", "members": members})
             else:
                 await self.receive_frame(frame)
         except FrameError as exc:
@@ -326,6 +421,37 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         """Every frame of the consumer's own goes through the socket's sink."""
         await self.sink.send(json.dumps(content))
+
+    # --- signals and presence: the channel layer, ephemeral -------------------------------
+
+    async def send_signal(self, frame: dict[str, Any]) -> None:
+        """A client's signal, to every other socket of the group, over every daphne."""
+        event = frame.get("event")
+        if not isinstance(event, str) or not 0 < len(event) <= 64:
+            raise FrameError("invalid_signal", '"event" is a string of 1-64 characters.')
+        if self.topic in topics.EVENT_TOPICS:
+            raise FrameError("read_only", f"{self.topic} carries server events only.")
+        if not await quotas.user_rate_allowed("signals", self.user.pk, settings.WS_SIGNAL_RATE):
+            raise FrameError("rate_limited", f"At most {settings.WS_SIGNAL_RATE} signals per user.")
+        message = {"type": "signal", "event": event, "payload": frame.get("payload"),
+                   "sender": str(self.user.pk), "origin": self.channel_name or ""}  # fmt: skip
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await self.channel_layer.group_send(self.topic, message)
+
+    async def signal(self, message: dict[str, Any]) -> None:
+        """A signal of the group: from a socket (not this one), or `group_send` of any process."""
+        event = message.get("event")
+        if message.get("origin") == self.channel_name or not isinstance(event, str):
+            return
+        await self.send_json({"type": "signal", "event": event, "payload": message.get("payload"),
+                              "sender": message.get("sender")})  # fmt: skip
+
+    async def presence_joined(self, message: dict[str, Any]) -> None:
+        if message.get("origin") != self.channel_name:
+            await self.send_json({"type": "presence.joined", "member": message.get("member")})
+
+    async def presence_left(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "presence.left", "member": message.get("member")})
 
 
 class OriginValidator(channels_security.OriginValidator):

@@ -22,7 +22,8 @@ CONTROL = "sys.control"
 # groups of sockets a revocation closes (per user, per credential). Matched whole (fullmatch):
 # `$` would also match before a trailing newline, and `users\n` would pass as a chat room.
 TOPIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
-PRIVATE_PREFIXES = ("user.", "cred.", "sys.")
+# `app.`: the channel-layer groups of consumers of one's own (docs/consumers.md).
+PRIVATE_PREFIXES = ("user.", "cred.", "sys.", "app.")
 
 EPOCH = re.compile(r"[A-Za-z0-9_-]{1,32}")  # as a whole: fullmatch
 

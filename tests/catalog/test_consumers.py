@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.factories import ItemFactory
-from tests.ws import body, connect, open_socket, receive, receive_type
+from tests.ws import body, connect, open_socket, quiet, receive, receive_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +35,7 @@ async def test_the_stream_is_read_only_and_stays_open():
 async def test_catalog_writes_arrive_on_the_stream():
     socket = await open_socket(STREAM)
     item = await sync_to_async(ItemFactory)()  # not through the service: no event
-    assert await socket.receive_nothing(timeout=0.3)
+    assert await quiet(socket, 0.3)
     from catalog.services import items
 
     await sync_to_async(items.update)(item, {"stock": 3})

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from identity.models import Token
 from tests.factories import CategoryFactory, ItemFactory, token_for
-from tests.ws import ORIGIN, body, connect, open_socket, receive, receive_type, send
+from tests.ws import ORIGIN, body, connect, open_socket, quiet, receive, receive_type, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +71,7 @@ async def test_messages_reach_the_whole_group_and_nobody_else(user, staff):
     expected = {"type": "message", "message": {"text": "hi", "n": [1, 2]}, "sender": str(user.uuid)}
     assert body(await receive(a1)) == expected
     assert body(await receive(a2)) == expected
-    assert await outsider.receive_nothing(timeout=0.5)
+    assert await quiet(outsider, 0.5)
     await send(a2, {"message": "bare frames work too"})
     assert (await receive(a1))["message"] == "bare frames work too"
     for socket in (a1, a2, outsider):
@@ -337,7 +337,7 @@ async def test_the_sweep_closes_sockets_whose_token_expired(user):
     await Token.objects.filter(pk=oldest.pk).aupdate(created=oldest.created - timedelta(days=31))
     await consumers.sweep()
     assert await expiring.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
-    assert await fresh.receive_nothing(timeout=0.3)
+    assert await quiet(fresh, 0.3)
     await fresh.disconnect()
 
 

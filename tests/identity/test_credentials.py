@@ -18,7 +18,7 @@ from identity.services import users
 from myproject.realtime import consumers
 from tests.conftest import client_for
 from tests.factories import PASSWORD, StaffFactory, token_for
-from tests.ws import ORIGIN, connect, open_socket
+from tests.ws import ORIGIN, connect, open_socket, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,7 +131,7 @@ async def test_the_sweep_closes_a_socket_opened_as_staff_once_its_user_is_staff_
     as_plain = await open_socket(USERS, key)
     await consumers.sweep()
     assert await close_code(as_staff) == 4401
-    assert await as_plain.receive_nothing(timeout=0.3)
+    assert await quiet(as_plain, 0.3)
     await as_plain.disconnect()
 
 
@@ -162,7 +162,7 @@ async def test_a_password_change_by_any_path_closes_every_socket_of_the_user(sta
     await sync_to_async(change_password)(how, staff)
     assert await close_code(by_token) == 4401
     assert await close_code(by_session) == 4401
-    assert await bystander.receive_nothing(timeout=0.3)
+    assert await quiet(bystander, 0.3)
     await bystander.disconnect()
 
 
@@ -177,7 +177,7 @@ async def test_saving_a_user_without_changing_its_password_closes_nothing(user):
     user.comment = "noted"
     await sync_to_async(user.save)()
     await sync_to_async(users.update)(user, {"phone": "+14155550123"})
-    assert await socket.receive_nothing(timeout=0.5)
+    assert await quiet(socket, 0.5)
     await socket.disconnect()
 
 
@@ -188,7 +188,7 @@ async def test_the_sweep_closes_a_session_socket_once_its_password_changed_unann
     await User.objects.filter(pk=user.pk).aupdate(password=password)  # nothing announced
     await consumers.sweep()
     assert await close_code(socket) == 4401
-    assert await other.receive_nothing(timeout=0.3)
+    assert await quiet(other, 0.3)
     await other.disconnect()
 
 

@@ -12,7 +12,6 @@ once a replica has it (WAIT), so a failover cannot take back a frame that a clie
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -37,6 +36,7 @@ from myproject.realtime.broker.base import (
     new_epoch_name,
 )
 from myproject.realtime.topics import Position
+from myproject.redis_clients import Script
 
 logger = logging.getLogger(__name__)
 
@@ -45,35 +45,10 @@ UNACKNOWLEDGED_LOG = 10.0  # seconds between two reports of frames no replica ac
 LUA = Path(__file__).with_name("lua")
 
 
-class Script:
-    """A Lua script of lua/ (with `epoch.lua` first where it needs it), run by its SHA: EVALSHA
-    straight, loading the script again after a Redis restart (NOSCRIPT). redis-py's registered
-    scripts send SCRIPT EXISTS before every pipelined run, a round trip each time."""
-
-    def __init__(self, name: str, *, epoch: bool = False) -> None:
-        parts = [LUA / "epoch.lua"] if epoch else []
-        self.source = "\n".join(path.read_text() for path in [*parts, LUA / f"{name}.lua"])
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324 (Redis's naming)
-
-    def __call__(self, client: redis.Redis, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(self.source)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-
-    async def run(self, client: redis.asyncio.Redis, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await client.script_load(self.source)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-
-
-PUBLISH = Script("publish", epoch=True)
-POSITION = Script("position", epoch=True)
-HISTORY = Script("history")
-NEW_EPOCH = Script("new_epoch")
+PUBLISH = Script(LUA / "epoch.lua", LUA / "publish.lua")
+POSITION = Script(LUA / "epoch.lua", LUA / "position.lua")
+HISTORY = Script(LUA / "history.lua")
+NEW_EPOCH = Script(LUA / "new_epoch.lua")
 
 
 def keys(topic: str) -> list[str]:

@@ -22,7 +22,7 @@ from catalog.services import items
 from identity.models import User
 from tests.conftest import client_for
 from tests.factories import CategoryFactory, StaffFactory, token_for
-from tests.ws import body, open_socket, receive, receive_type
+from tests.ws import body, open_socket, quiet, receive, receive_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +68,7 @@ async def test_rest_single_and_bulk_writes_publish_one_event_each(staff):
 
     await call(api.patch, f"/catalog/categories/{category.uuid}/", {"name": "X"}, format="json")
     assert (await receive_type(stream, "category.updated"))["data"]["name"] == "X"
-    assert await stream.receive_nothing(timeout=0.3)  # nothing more than one event per write
+    assert await quiet(stream, 0.3)  # nothing more than one event per write
     await stream.disconnect()
 
 
@@ -82,7 +82,7 @@ async def test_a_bulk_event_carries_at_most_1000_uuids(staff):
     sizes = [len((await receive_type(stream, "item.bulk_created"))["data"]["uuids"])
              for _ in range(3)]  # fmt: skip
     assert sizes == [1000, 1000, 500]
-    assert await stream.receive_nothing(timeout=0.3)
+    assert await quiet(stream, 0.3)
     await stream.disconnect()
 
 
@@ -170,7 +170,7 @@ async def test_a_rolled_back_write_publishes_nothing(staff):
     category = await call(CategoryFactory)
     rows = [item_row(category, "OK"), {**item_row(category, "BAD"), "price": "-1"}]
     assert (await call(api.post, "/catalog/items/", rows, format="json")).status_code == 400
-    assert await stream.receive_nothing(timeout=0.5)
+    assert await quiet(stream, 0.5)
     await stream.disconnect()
 
 
@@ -191,7 +191,7 @@ async def test_a_wsgi_requests_frames_go_out_once_its_response_is_sent(staff):
     response = await call(WSGIHandler(), environ, lambda status, headers: statuses.append(status))
     body_sent = b"".join(response)
     assert statuses == ["201 Created"], body_sent
-    assert await stream.receive_nothing(timeout=0.5)  # answered, not yet closed
+    assert await quiet(stream, 0.5)  # answered, not yet closed
     await call(response.close)
     assert (await receive_type(stream, "item.created"))["data"]["sku"] == "WSGI-1"
     await stream.disconnect()

@@ -21,7 +21,7 @@ from myproject.realtime.collation import contains, equal
 from myproject.realtime.queries import InvalidFilter, compile_query
 from tests.conftest import client_for
 from tests.factories import CategoryFactory, ItemFactory, StaffFactory, UserFactory, token_for
-from tests.ws import open_socket, receive, send
+from tests.ws import open_socket, quiet, receive, send
 
 # --- the same validation as the REST list ------------------------------------------------------
 
@@ -186,7 +186,7 @@ async def test_a_subscription_hears_what_each_write_did_to_its_list():
     for frame in own:
         topic_frame = frames[frames.index(frame) - 1]
         assert (frame["epoch"], frame["seq"]) == (topic_frame["epoch"], topic_frame["seq"])
-    assert await socket.receive_nothing(timeout=0.3)
+    assert await quiet(socket, 0.3)
     await socket.disconnect()
 
 
@@ -207,7 +207,7 @@ async def test_a_bulk_write_gives_frames_for_its_matching_rows_only():
     await sync_to_async(items.bulk_update)([(row, {"name": "renamed"}) for row in rows[:1]])
     await receive(socket)  # the topic frame; its one row is in the list: one frame
     assert (await receive(socket))["type"] == "item.updated"
-    assert await socket.receive_nothing(timeout=0.3)
+    assert await quiet(socket, 0.3)
     await socket.disconnect()
 
 

@@ -16,7 +16,7 @@ from myproject.realtime import publish
 from myproject.realtime.broker import broker
 from tests.factories import ItemFactory, token_for
 from tests.live import PrivateRedis
-from tests.ws import connect, open_socket, receive, send
+from tests.ws import connect, open_socket, quiet, receive, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +72,7 @@ async def test_since_replays_the_missed_frames_then_the_live_ones(token):
                      "recovered": True}  # fmt: skip
     await say(name, 6)
     assert await messages(again, 6) == [(seen[0] + n, n) for n in range(1, 7)]
-    assert await again.receive_nothing(timeout=0.3)  # no duplicate
+    assert await quiet(again, 0.3)  # no duplicate
     await again.disconnect()
 
 
@@ -124,7 +124,7 @@ async def test_frames_lost_with_the_subscription_are_read_back_in_order(private_
     for n in range(1, 20):  # while this process is not subscribed
         await say(name, n)
     assert await messages(socket, 19) == [(n + 1, n) for n in range(1, 20)]
-    assert await socket.receive_nothing(timeout=0.3)
+    assert await quiet(socket, 0.3)
     await socket.disconnect()
 
 

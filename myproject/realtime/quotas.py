@@ -1,14 +1,16 @@
 """
-Per-user WebSocket limits that hold across every daphne process: open sockets
-(`DJANGO_WS_MAX_SOCKETS_PER_USER`) and `message` frames (`DJANGO_WS_MESSAGE_RATE`), each
-decided by one Lua script in Redis, so that two handshakes racing on two processes cannot both
-take the last place. Without Redis (the embedded default: one process) the same rules run in
-the process.
+Per-user WebSocket quotas that hold across every daphne process: open sockets
+(`DJANGO_WS_MAX_SOCKETS_PER_USER`), `message` frames (`DJANGO_WS_MESSAGE_RATE`) and `signal`
+frames (`DJANGO_WS_SIGNAL_RATE`), each decided by one Lua script in Redis (lua/), so that two
+handshakes racing on two processes cannot both take the last place. Without Redis (the
+embedded default: one process) the same rules run in the process. Per-socket rates (checks,
+subscriptions) are plain `RateLimit`s.
 
     if not await sockets.acquire(user.pk, socket_id):   # at the handshake
         refuse()
     ...
     await sockets.release(user.pk, socket_id)           # on every way out
+    if not await user_rate_allowed("signals", user.pk, settings.WS_SIGNAL_RATE): ...
 
 A place is held as a member of a sorted set scored with its expiry: each process renews its
 sockets' places every HEARTBEAT seconds, so the places of a process that crashed or was killed
@@ -22,62 +24,23 @@ import logging
 import time
 import weakref
 from collections import defaultdict
+from pathlib import Path
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from myproject import redis_clients
+from myproject.redis_clients import Script
 
 logger = logging.getLogger(__name__)
 
 PLACE_TTL = 60  # seconds a place outlives its last renewal
 HEARTBEAT = 20  # seconds between renewals
 
-# KEYS[1]: the user's sorted set; ARGV: member, cap, ttl (ms). Drops expired places, then takes
-# one if any is left. Redis' own clock: daphne hosts need not agree on the time.
-ACQUIRE = """
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
-   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
-"""
-
-# KEYS: one user's sorted set per place; ARGV[1]: ttl (ms), then the members, in KEYS' order.
-RENEW = """
-local now = redis.call('TIME')
-local until_ms = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, until_ms, ARGV[i + 1])
-  redis.call('PEXPIRE', key, tonumber(ARGV[1]))
-end
-return #KEYS
-"""
-
-# A token bucket: KEYS[1] a hash; ARGV: capacity, tokens per second. 1 if a token was taken.
-TAKE = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local capacity, per_second = tonumber(ARGV[1]), tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
-local tokens = tonumber(state[1]) or capacity
-local stamp = tonumber(state[2]) or t
-tokens = math.min(capacity, tokens + math.max(0, t - stamp) * per_second)
-local taken = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  taken = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
-           'stamp', string.format('%.6f', t))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / per_second * 1000) + 1000)
-return taken
-"""
+LUA = Path(__file__).with_name("lua")
+ACQUIRE = Script(LUA / "place_acquire.lua")
+RENEW = Script(LUA / "place_renew.lua")
+TAKE = Script(LUA / "token_take.lua")
 
 
 class RateLimit:
@@ -124,8 +87,8 @@ class SocketPlaces:
         user, cap = str(user_id), settings.WS_MAX_SOCKETS_PER_USER
         if redis_clients.enabled():
             try:
-                taken = await redis_clients.async_client().eval(
-                    ACQUIRE, 1, self._key(user), member, cap, PLACE_TTL * 1000
+                taken = await ACQUIRE.run(
+                    redis_clients.async_client(), [self._key(user)], [member, cap, PLACE_TTL * 1000]
                 )
             except (RedisError, OSError) as exc:
                 logger.warning("socket cap unchecked, Redis unreachable: %s", exc)
@@ -163,7 +126,7 @@ class SocketPlaces:
             for member in held:
                 keys.append(self._key(user))
                 members.append(member)
-        await redis_clients.async_client().eval(RENEW, len(keys), *keys, PLACE_TTL * 1000, *members)
+        await RENEW.run(redis_clients.async_client(), keys, [PLACE_TTL * 1000, *members])
 
     def _start_renewal(self) -> None:
         loop = asyncio.get_running_loop()
@@ -180,24 +143,25 @@ class SocketPlaces:
 
 sockets = SocketPlaces()
 
-_message_buckets: dict[str, RateLimit] = {}
+_buckets: dict[tuple[str, str], RateLimit] = {}
 
 
-async def message_allowed(user_id: object) -> bool:
-    """Whether the user may send one more `message` frame now, over all of its sockets."""
-    rate = settings.WS_MESSAGE_RATE
+async def user_rate_allowed(kind: str, user_id: object, rate: str | None) -> bool:
+    """Whether the user may send one more frame of `kind` ("messages", "signals") now, over
+    all of its sockets, at `rate` (None: any number)."""
     if not rate:
         return True
     user = str(user_id)
     if not redis_clients.enabled():
-        bucket = _message_buckets.setdefault(user, RateLimit(rate))
+        bucket = _buckets.setdefault((kind, user), RateLimit(rate))
         return bucket.allow()
     limit = RateLimit(rate)
     try:
-        taken = await redis_clients.async_client().eval(
-            TAKE, 1, f"myproject:ws-messages:{user}", limit.capacity, limit.per_second
-        )
+        taken = await TAKE.run(
+            redis_clients.async_client(), [f"myproject:ws-{kind}:{user}"],
+            [limit.capacity, limit.per_second],
+        )  # fmt: skip
     except (RedisError, OSError) as exc:
-        logger.warning("message rate unchecked, Redis unreachable: %s", exc)
+        logger.warning("%s rate unchecked, Redis unreachable: %s", kind, exc)
         return True
     return bool(taken)
