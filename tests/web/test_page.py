@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect, sync_playwright
 
-from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, login
+from tests.stack import ADMIN_NAME, ADMIN_PASSWORD, NGINX, ROOT, login, new_account
 
 pytestmark = pytest.mark.stack
 
@@ -463,3 +463,33 @@ def test_a_revoked_session_goes_back_to_the_login_form(open_page, stack):
     expect(page.locator("#conn-text")).to_have_text("offline")
     expect(page.locator("#app")).to_be_hidden()
     shot(page, "session-revoked")
+
+
+def test_two_people_see_each_other_and_the_row_the_other_is_editing(open_page, stack, category):
+    """Presence and signals (the check channel's group "web"), in two browser contexts."""
+    ann = new_account(stack, "ann", address="127.0.0.71", staff=True)
+    admin = open_page()
+    theirs = open_page(token=ann.token, name=ann.name)
+    expect(admin.locator("#company-names")).to_have_text(ann.name, timeout=TIMEOUT)
+    expect(theirs.locator("#company-names")).to_contain_text(ADMIN_NAME, timeout=TIMEOUT)
+
+    sku = unique("EDIT")
+    create_item(stack, category, sku)
+    for page in (admin, theirs):
+        search(page, "items", sku)
+    theirs.get_by_role("button", name=f"Edit {sku}").click()
+    expect(theirs.locator("#item-dialog")).to_be_visible()
+    marker = row(admin, "items", sku).locator(".editing")
+    expect(marker).to_have_text(f"{ann.name} editing", timeout=TIMEOUT)
+    shot(admin, "someone-else-editing")
+    # Someone who comes later learns it too: the editor says it again on their arrival.
+    late = open_page()
+    search(late, "items", sku)
+    expect(row(late, "items", sku).locator(".editing")).to_have_text(
+        f"{ann.name} editing", timeout=TIMEOUT
+    )
+
+    theirs.locator("#item-form [data-cancel]").click()
+    expect(marker).to_have_count(0, timeout=TIMEOUT)
+    theirs.context.close()  # gone: closed the browser
+    expect(admin.locator("#company")).to_be_hidden(timeout=TIMEOUT)

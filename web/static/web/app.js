@@ -4,8 +4,10 @@
 //   /catalog/ws/                       item.* and category.* events
 // Both resume after a reconnection from the last position seen (live.js).
 // A change made anywhere (another browser, the REST API, the admin, import_catalog) shows up
-// here without a reload.
+// here without a reload. A third socket, /identity/ws/check/web/, tells who else is on the
+// page and which rows they are editing (company.js).
 import { request, withQuery } from "./api.js";
+import { Company } from "./company.js";
 import { Checker, ResourceForm } from "./form.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { session } from "./session.js";
@@ -65,6 +67,11 @@ const catalogSocket = new LiveSocket(
 );
 
 const checker = new Checker(usersSocket);
+
+const pageSocket = new LiveSocket("web", (since) => ticketUrl("/identity/ws/check/web/", since), {
+  frame: (frame) => company.receive(frame),
+  greeted: () => company.greeted(),
+});
 
 // One indicator for both sockets: "live" only when everything is.
 function showConnection() {
@@ -149,6 +156,11 @@ const items = new PagedTable($("items"), {
 const followUsers = following(usersSocket, "users", "user", users);
 const followItems = following(catalogSocket, "items", "item", items);
 
+const company = new Company(pageSocket, { user: users, item: items }, (names) => {
+  $("company").hidden = names.length === 0;
+  $("company-names").textContent = names.join(", ");
+});
+
 const formOptions = { checker, onSessionEnded: () => endSession(), onError: failed };
 
 const userForm = new ResourceForm($("user-dialog"), {
@@ -159,6 +171,7 @@ const userForm = new ResourceForm($("user-dialog"), {
   checked: ["name", "email", "phone", "password"],
   describe: (row) => row.name,
   onSaved: saved(users, "User", (row) => row.name),
+  onEditing: (uuid) => company.edit("user", uuid),
 });
 
 const itemForm = new ResourceForm($("item-dialog"), {
@@ -169,6 +182,7 @@ const itemForm = new ResourceForm($("item-dialog"), {
   checked: ["sku", "name", "price", "stock"],
   describe: (row) => row.sku,
   onSaved: saved(items, "Item", (row) => row.sku),
+  onEditing: (uuid) => company.edit("item", uuid),
 });
 
 function saved(table, label, describe) {
@@ -229,6 +243,7 @@ $("login-form").addEventListener("submit", async (event) => {
   const form = event.currentTarget;
   const name = form.elements.username.value.trim();
   showLoginError("");
+  say(""); // what was said before (logged out) is not about this attempt
   try {
     const { data } = await request("POST", "/identity/token/", {
       body: { username: name, password: form.elements.password.value },
@@ -269,6 +284,8 @@ async function enter() {
   const [categoriesAt] = await Promise.all([loadCategories(), users.load(), items.load()]);
   usersSocket.start(users.position);
   catalogSocket.start(earlier(categoriesAt, items.position));
+  company.start(me?.uuid ?? null);
+  pageSocket.start();
 }
 
 // The earlier of two positions of one topic ("<epoch>:<seq>"); null if they cannot be compared.
@@ -299,6 +316,8 @@ async function verifySession() {
 function leave() {
   usersSocket.stop();
   catalogSocket.stop();
+  pageSocket.stop();
+  company.stop();
   session.clear();
   me = null;
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();

@@ -37,11 +37,13 @@ export class Checker {
 export class ResourceForm {
   // resource: the check channel's resource ("user", "item"), also the prefix of element ids;
   // label: "user"; path: the REST list; checked: the fields checked live; describe(row): its
-  // name in titles; onSaved(row, mode), onSessionEnded(), onError(error).
+  // name in titles; onSaved(row, mode), onEditing(uuid or null: the row now being edited),
+  // onSessionEnded(), onError(error).
   constructor(dialog, options) {
     const { resource, label, path, checked, checker, describe } = options;
     Object.assign(this, { dialog, resource, label, path, checked, checker, describe });
     this.onSaved = options.onSaved;
+    this.onEditing = options.onEditing ?? (() => {});
     this.onSessionEnded = options.onSessionEnded;
     this.onError = options.onError;
     this.form = dialog.querySelector("form");
@@ -110,6 +112,7 @@ export class ResourceForm {
     this.clearAll();
     this.dialog.showModal();
     this.fields[0].focus();
+    if (mode === "edit") this.onEditing(this.uuid);
   }
 
   fill(row) {
@@ -285,6 +288,7 @@ export class ResourceForm {
   closed() {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    if (this.mode === "edit") this.onEditing(null);
     this.mode = null;
     // Back to where the user was; the row's button may have been redrawn meanwhile.
     const opener = this.opener && this.opener.isConnected ? this.opener : null;

@@ -20,7 +20,8 @@ export const CLOSE_REVOKED = 4401;
 export class LiveSocket {
   // `url(since)` is awaited for each attempt (it may fetch a one-use ticket); when it throws,
   // the attempt fails as a refused handshake would. `topic` is the socket's own topic, whose
-  // position it keeps. Handlers: frame(frame), lost(), revoked(), refused(), state(state).
+  // position it keeps. Handlers: frame(frame), greeted() (after each hello), lost(), revoked(),
+  // refused(), state(state).
   constructor(topic, url, handlers) {
     this.topic = topic;
     this.url = url;
@@ -130,6 +131,7 @@ export class LiveSocket {
       this.unanchored = false;
       this.greeted = true;
       for (const id of this.follows.keys()) this.sendSubscribe(id);
+      this.handlers.greeted?.();
       return;
     }
     const follow = this.follows.get(frame.subscription ?? frame.id);

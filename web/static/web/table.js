@@ -34,6 +34,7 @@ export class PagedTable {
     this.page = 1;
     this.count = 0;
     this.rows = new Map(); // uuid -> the row's data, for the page on screen
+    this.marks = new Map(); // uuid -> names of other users editing the row
     this.sequence = 0; // only the newest response may render
     this.position = null; // the X-Stream-Position of the page on screen
     this.refetchTimer = null;
@@ -197,7 +198,30 @@ export class PagedTable {
       actions.append(edit);
     }
     tr.append(actions);
+    this.showMark(tr);
     return tr;
+  }
+
+  // Who else is editing a row (company.js): `mark(uuid, names)`, or `mark(null)` for none.
+  mark(uuid, names = []) {
+    if (uuid === null) this.marks.clear();
+    else this.marks.set(uuid, names);
+    for (const tr of this.body.querySelectorAll("tr[data-uuid]")) this.showMark(tr);
+  }
+
+  showMark(tr) {
+    const names = this.marks.get(tr.dataset.uuid);
+    let marker = tr.querySelector(".editing");
+    if (!names || !names.length) {
+      marker?.remove();
+      return;
+    }
+    if (!marker) {
+      marker = document.createElement("span");
+      marker.className = "editing";
+      tr.querySelector(".row-actions").prepend(marker);
+    }
+    marker.textContent = `${names.join(", ")} editing`;
   }
 
   has(uuid) {
