@@ -7,13 +7,15 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity"
 
     def ready(self) -> None:
-        from identity import credentials  # noqa: F401 - connects its receivers
+        from identity import credentials  # connects its receivers
         from identity.serializers import public_representation
         from identity.throttling import count_failed_login
         from identity.views import UserViewSet
-        from myproject.realtime import queries, topics
+        from myproject.realtime import queries, revocation, topics
 
         user_login_failed.connect(count_failed_login, dispatch_uid="identity.count_failed_login")
+        # Sockets opened with a token or a session close when it no longer stands.
+        revocation.register_check(credentials.still_standing, every=credentials.SWEEP)
         # Followed live by signed-in users only, each seeing what it may read over REST.
         queries.register(
             queries.Resource(

@@ -21,8 +21,9 @@ close with 4401:
 A ticket is checked the same way when it is redeemed (`holder`): one taken before its token or
 session ended opens nothing.
 
-Revocations travel through the channel layer to a group per credential, named by a digest:
-no token or session key ever reaches Redis.
+Revocations are frames of the realtime control topic, to a group per credential named by a
+digest (myproject.realtime.revocation): no token or session key ever reaches Redis. The sweep's
+check is registered with the platform in `IdentityConfig.ready`.
 """
 
 import hashlib

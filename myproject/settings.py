@@ -1,9 +1,10 @@
 """
 Settings, read from the environment (12-factor).
 
-With nothing set this is the embedded default: SQLite and the in-memory channel layer, one
-process. Production sets `DATABASE_URL` (MySQL/MariaDB) and `REDIS_URL` (channel layer and the
-shared cache). The variables and their defaults are the contract's, see README.md.
+With nothing set this is the embedded default: SQLite, frames kept in a file every process of
+the machine shares (var/), the in-memory channel layer. Production sets `DATABASE_URL`
+(MySQL/MariaDB) and `REDIS_URL` (the frames' broker, the channel layer, the shared cache). Every
+variable and its default is in docs/operations.md.
 """
 
 import datetime

@@ -27,11 +27,9 @@ import functools
 import json
 import logging
 import secrets
-import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -40,14 +38,12 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from identity import credentials
-from identity.credentials import Credential
 from myproject import metrics
 from myproject.realtime import daphne, presence, queries, quotas, topics
 from myproject.realtime.hub import Hub
 from myproject.realtime.hubs import hubs
 from myproject.realtime.listeners import Follower, Member
-from myproject.realtime.revocation import CLOSE_REVOKED
+from myproject.realtime.revocation import Credential
 from myproject.realtime.sink import Sink
 from myproject.realtime.topics import NOWHERE, Position, user_group
 
@@ -123,7 +119,6 @@ class EventConsumer(AsyncWebsocketConsumer):
             if self.accepted:
                 metrics.WS_CONNECTIONS.labels(route=self.route).dec()
             self.leave()
-            _live.discard(self)
             if self.revocable:
                 hubs().revocations.unwatch(self, self.revocable)
             if self.counted:
@@ -230,7 +225,8 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     @property
     def credential(self) -> Credential | None:
-        """What the socket was opened with (identity.middleware): it closes when that ends."""
+        """What the socket was opened with (the auth middleware puts it in the scope): the
+        socket closes when that ends (myproject.realtime.revocation)."""
         return self.scope.get("credential")
 
     accepted = False
@@ -248,8 +244,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         if self.credential is not None:
             self.revocable = (user_group(self.user.pk), self.credential.group)
             hubs().watch(self, self.revocable)
-            _live.add(self)
-            _start_sweep()
         await self.accept()
         self.accepted = True
         metrics.WS_CONNECTIONS.labels(route=self.route).inc()
@@ -478,48 +472,6 @@ class NoSuchRoute(channels_security.WebsocketDenier):
         metrics.WS_REFUSED.labels(reason="route").inc()
         logger.info("websocket handshake refused: no route %s", self.scope["path"])
         await super().websocket_connect(message)
-
-
-# Authenticated sockets open in this process, whose credentials the sweep checks.
-_live: weakref.WeakSet[EventConsumer] = weakref.WeakSet()
-_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _start_sweep() -> None:
-    loop = asyncio.get_running_loop()
-    task = _sweeps.get(loop)
-    if task is None or task.done():
-        _sweeps[loop] = loop.create_task(_sweep_forever())
-        hubs().revocations.on_lost = sweep
-
-
-async def _sweep_forever() -> None:
-    """Close, every SWEEP seconds, the sockets whose credential has ended without a revocation
-    reaching them: an expired token or session, or a revocation lost while Redis was down."""
-    while _live:
-        await asyncio.sleep(credentials.SWEEP)
-        await sweep()
-
-
-async def sweep() -> None:
-    """Close (4401) every socket of this process whose credential no longer stands."""
-    sockets = [socket for socket in _live if socket.credential is not None]
-    if not sockets:
-        return
-    try:
-        standing = await sync_to_async(credentials.still_standing)(
-            {socket.credential for socket in sockets}
-        )
-    except Exception:  # the database is down: try again at the next sweep
-        logger.warning("could not check the sockets' credentials", exc_info=True)
-        return
-    for socket in sockets:
-        if socket.credential not in standing:
-            _live.discard(socket)
-            with contextlib.suppress(Exception):
-                await socket.close(code=CLOSE_REVOKED)
 
 
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:

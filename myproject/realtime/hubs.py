@@ -36,7 +36,8 @@ class Hubs:
         return hub
 
     def watch(self, consumer: object, groups: Iterable[str]) -> None:
-        """Close `consumer` (4401) when any of `groups` is revoked (the control topic)."""
+        """Close `consumer` (4401) when any of `groups` is revoked (the control topic) or its
+        credential no longer stands (myproject.realtime.revocation)."""
         self.get(CONTROL)
         self.revocations.watch(consumer, groups)
 

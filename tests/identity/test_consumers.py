@@ -329,13 +329,13 @@ async def test_deleting_a_user_closes_its_sockets(user, staff, how):
 async def test_the_sweep_closes_sockets_whose_token_expired(user):
     from datetime import timedelta
 
-    from myproject.realtime import consumers
+    from myproject.realtime.hubs import hubs
 
     expiring = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
     fresh = await open_socket(CHECK.format("room1"), await sync_to_async(token_for)(user))
     oldest = await sync_to_async(Token.objects.order_by("created").first)()
     await Token.objects.filter(pk=oldest.pk).aupdate(created=oldest.created - timedelta(days=31))
-    await consumers.sweep()
+    await hubs().revocations.sweep()
     assert await expiring.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
     assert await quiet(fresh, 0.3)
     await fresh.disconnect()

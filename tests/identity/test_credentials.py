@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from identity.models import Token, User
 from identity.services import users
-from myproject.realtime import consumers
+from myproject.realtime.hubs import hubs
 from tests.conftest import client_for
 from tests.factories import PASSWORD, StaffFactory, token_for
 from tests.ws import ORIGIN, connect, open_socket, quiet
@@ -129,7 +129,7 @@ async def test_the_sweep_closes_a_socket_opened_as_staff_once_its_user_is_staff_
     as_staff = await open_socket(USERS, key)
     await User.objects.filter(pk=demoted.pk).aupdate(is_staff=False)  # nothing announced
     as_plain = await open_socket(USERS, key)
-    await consumers.sweep()
+    await hubs().revocations.sweep()
     assert await close_code(as_staff) == 4401
     assert await quiet(as_plain, 0.3)
     await as_plain.disconnect()
@@ -186,7 +186,7 @@ async def test_the_sweep_closes_a_session_socket_once_its_password_changed_unann
     other = await open_with_session(ROOM, await sync_to_async(session_of)(staff))
     password = await sync_to_async(make_password)(NEW_PASSWORD)
     await User.objects.filter(pk=user.pk).aupdate(password=password)  # nothing announced
-    await consumers.sweep()
+    await hubs().revocations.sweep()
     assert await close_code(socket) == 4401
     assert await quiet(other, 0.3)
     await other.disconnect()
