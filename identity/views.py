@@ -6,7 +6,7 @@ from django.contrib.auth import logout, user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -68,7 +68,18 @@ class UserViewSet(BulkModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TokenView(APIView):
+class MethodFirst:
+    """A method the view lacks is answered 405 before anything else: its authentication would
+    answer 401 first (`GET /identity/token/`), which tells the client the wrong thing."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+
+class TokenView(MethodFirst, APIView):
     """POST a name and password for a token; DELETE revokes the token sent (log out)."""
 
     serializer_class = TokenRequestSerializer
@@ -102,7 +113,7 @@ class TokenView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebSocketTicketView(APIView):
+class WebSocketTicketView(MethodFirst, APIView):
     """A one-use ticket for one WebSocket handshake (`?ticket=`) within 30 seconds, bound to the
     token or session this request was made with (identity.tickets)."""
 

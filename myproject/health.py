@@ -21,6 +21,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
@@ -28,11 +30,16 @@ logger = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
+# GET and HEAD alone (405 otherwise), and no CSRF check: a POST is not a session's write here.
+@csrf_exempt
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
+@require_safe
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "channel_layer": _check_channel_layer()}

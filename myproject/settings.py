@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "myproject.request_id.request_id_middleware",
     "django_guid.middleware.guid_middleware",
     "myproject.metrics.MetricsMiddleware",
+    "myproject.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "myproject.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
