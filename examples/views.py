@@ -2,7 +2,8 @@
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from rest_framework import permissions, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,11 +11,18 @@ from rest_framework.response import Response
 from examples.consumers import room_group
 
 
+class Announcement(serializers.Serializer):
+    text = serializers.CharField(max_length=1000, allow_blank=True, default="")
+
+
+@extend_schema(request=Announcement, responses={202: None})
 @api_view(["POST"])
 @permission_classes([permissions.IsAdminUser])
 def announce(request: Request, room: str) -> Response:
     """POST {"text": ...}: every socket of the room gets it, from whichever daphne."""
-    text = str(request.data.get("text", ""))[:1000]
+    announcement = Announcement(data=request.data)
+    announcement.is_valid(raise_exception=True)
+    text = announcement.validated_data["text"]
     async_to_sync(get_channel_layer().group_send)(
         room_group(room), {"type": "chat.message", "text": text, "sender": None}
     )

@@ -59,6 +59,9 @@ def test_the_seeds_consumer_sync_and_async_across_both_daphnes(stack):
         response = httpx.post(f"{NGINX}/examples/announce/{room}/", json={"text": "from a view"},
                               headers=stack.auth, timeout=10)  # fmt: skip
         assert response.status_code == 202, response.text
+        refused = httpx.post(f"{NGINX}/examples/announce/{room}/", json=[None, None],
+                             headers=stack.auth, timeout=10)  # fmt: skip
+        assert refused.status_code == 400, refused.text  # not an object: nothing announced
         stack.manage("announce", room, "from a command")
         for socket in sockets:
             got = frames(socket, 2)
