@@ -58,7 +58,10 @@ class CheckConsumer(EventConsumer):
         elif kind == "check":
             await self.check(frame)
         else:
-            raise FrameError("unknown_type", 'The "type" must be "message" or "check".')
+            raise FrameError(
+                "unknown_type",
+                '"type" is one of message, check, signal, presence, subscribe, unsubscribe.',
+            )
 
     async def message(self, frame: dict[str, Any]) -> None:
         if "message" not in frame:

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from tests.docs import marked
 from tests.live import alive, descendants
 from tests.stack import ROOT, STACK_PORTS, answers, make, wait_for
 
@@ -15,27 +16,25 @@ pytestmark = [pytest.mark.stack, pytest.mark.before_stack]
 
 
 def test_honcho_start_runs_the_procfile(tmp_path, free_stack_ports):
+    (block,) = marked("honcho")  # docs/operations.md, as printed
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_"))},
         # Self-contained: SQLite and the in-memory channel layer; runtime files out of var/.
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DJANGO_SECRET_KEY": "procfile-test",
-        "DJANGO_DEBUG": "off",
-        "DJANGO_HTTPS": "off",
         "MYPROJECT_RUN_DIR": str(tmp_path / "run"),
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("REDIS_URL", None)
     make("stack-stop", env)  # the ports are the stack's
     assert [port for port in STACK_PORTS if answers(port)] == []
 
     log = (tmp_path / "honcho.log").open("w")
     honcho = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "honcho"), "start"],
+        ["bash", "-c", block.text],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     processes: list[int] = []
     try:
@@ -59,7 +58,7 @@ def test_honcho_start_runs_the_procfile(tmp_path, free_stack_ports):
         processes = descendants(honcho.pid)
         assert len(processes) >= 3 + 4  # release, web, ws, and uWSGI's workers
     finally:
-        honcho.send_signal(signal.SIGINT)
+        os.killpg(honcho.pid, signal.SIGINT)  # Ctrl-C, to the terminal's foreground group
         try:
             honcho.wait(timeout=30)
         except subprocess.TimeoutExpired:
