@@ -7,8 +7,8 @@ class CatalogConfig(AppConfig):
 
     def ready(self) -> None:
         from catalog.views import CategoryViewSet, ItemViewSet
-        from myproject.realtime import queries, topics
+        from myproject.realtime import queries
 
-        # The lists clients may follow live (myproject.realtime.queries).
-        queries.register(queries.Resource("item", ItemViewSet, topics.CATALOG))
-        queries.register(queries.Resource("category", CategoryViewSet, topics.CATALOG))
+        # The lists clients may follow live and check fields of (myproject.realtime.queries).
+        queries.register(ItemViewSet)
+        queries.register(CategoryViewSet)

@@ -8,17 +8,12 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         from identity import credentials  # connects its receivers
-        from identity.serializers import public_representation
         from identity.throttling import count_failed_login
         from identity.views import UserViewSet
-        from myproject.realtime import queries, revocation, topics
+        from myproject.realtime import queries, revocation
 
         user_login_failed.connect(count_failed_login, dispatch_uid="identity.count_failed_login")
         # Sockets opened with a token or a session close when it no longer stands.
         revocation.register_check(credentials.still_standing, every=credentials.SWEEP)
         # Followed live by signed-in users only, each seeing what it may read over REST.
-        queries.register(
-            queries.Resource(
-                "user", UserViewSet, topics.USERS, anonymous=False, public=public_representation
-            )
-        )
+        queries.register(UserViewSet, anonymous=False)

@@ -8,7 +8,8 @@ The check channel, `/identity/ws/check/<group_name>/`, for signed-in users.
                                           -> the sender gets {"type": "check.result", "id": 7,
                                              "field": "email", "ok": false, "errors": [...]}
 
-A check runs the validation the REST create runs on that field, uniqueness included. Sockets on
+A check runs the validation the REST create runs on that field, uniqueness included, for every
+resource the apps register (`myproject.realtime.queries.register`: user, item, category). Sockets on
 group `users` (or `catalog`) also receive every user (catalog) change event; those two groups
 are for server events, and a `message` to them is refused (`read_only`). A user's `message`
 frames, over all of its sockets, are limited to `DJANGO_WS_MESSAGE_RATE`.
@@ -20,20 +21,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from rest_framework import serializers
 
-from catalog.serializers import CategorySerializer, ItemSerializer
-from identity.serializers import UserSerializer
 from myproject import replicas
 from myproject.db import close_old_connections
-from myproject.realtime import quotas, topics
+from myproject.realtime import queries, quotas, topics
 from myproject.realtime.broker import broker
 from myproject.realtime.consumers import EventConsumer, FrameError, Refused
 from myproject.realtime.publish import message
 
-CHECKED: dict[str, type[serializers.Serializer]] = {
-    "user": UserSerializer,
-    "item": ItemSerializer,
-    "category": CategorySerializer,
-}
 CHECK_KEYS = ("id", "resource", "field", "value")
 
 
@@ -80,8 +74,9 @@ class CheckConsumer(EventConsumer):
             raise FrameError("missing_keys", f"A check frame needs {', '.join(missing)}.")
         if not self.check_rate.allow():
             raise FrameError("rate_limited", f"At most {settings.WS_CHECK_RATE} checks.")
-        if frame["resource"] not in CHECKED:
-            raise FrameError("unknown_resource", f"resource is one of {', '.join(CHECKED)}.")
+        if frame["resource"] not in queries.RESOURCES:
+            names = ", ".join(queries.RESOURCES)
+            raise FrameError("unknown_resource", f"resource is one of {names}.")
         errors = await sync_to_async(check_field)(frame["resource"], frame["field"], frame["value"])
         await self.send_json({
             "type": "check.result", "id": frame["id"], "field": frame["field"],
@@ -98,7 +93,8 @@ def check_field(resource: str, field: Any, value: Any) -> list[str]:
 
 
 def _check_field(resource: str, field: Any, value: Any) -> list[str]:
-    serializer = CHECKED[resource]()
+    # The serializer the REST create of the resource validates with (its viewset's).
+    serializer = queries.RESOURCES[resource].viewset.service.serializer_class()
     target = serializer.fields.get(field) if isinstance(field, str) else None
     if target is None or target.read_only:
         raise FrameError("unknown_field", f"{resource} has no writable field {field!r}.")

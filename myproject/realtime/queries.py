@@ -47,6 +47,7 @@ from rest_framework.request import Request
 
 from myproject.realtime.collation import equal, text_key
 from myproject.realtime.pacing import Pacer
+from myproject.services import ModelService
 
 # Unindexed live queries (see the module docstring): distinct ones per process, and
 # subscriptions per client address.
@@ -99,9 +100,15 @@ class Resource:
 RESOURCES: dict[str, Resource] = {}
 
 
-def register(resource: Resource) -> None:
-    """Declared by each app (its `apps.py`), for its lists that clients may follow."""
+def register(viewset: type, *, anonymous: bool = True) -> Resource:
+    """Declared by each app (its `apps.py`) for each list that clients may follow and check
+    fields of. Everything else comes from the viewset's service, the resource's one declaration:
+    its name, its topic, its serializer, what others may read of a row (`public`)."""
+    service = viewset.service
+    public = service.public if type(service).public is not ModelService.public else None
+    resource = Resource(service.resource, viewset, service.topic, anonymous, public)
     RESOURCES[resource.name] = resource
+    return resource
 
 
 # --- conditions -------------------------------------------------------------------------------
