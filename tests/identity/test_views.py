@@ -405,3 +405,14 @@ def staff_only(client: APIClient) -> int:
 def test_staff_flag_is_what_grants_writes(db):
     assert staff_only(client_for(UserFactory())) == 403
     assert staff_only(client_for(StaffFactory())) == 201
+
+
+def test_a_user_created_without_a_password_logs_in_once_one_is_set(staff_client, anon):
+    created = staff_client.post(USERS, {"name": "invited", "email": "invited@example.com"})
+    assert created.status_code == 201, created.content
+    login = {"username": "invited", "password": ""}
+    assert anon.post("/identity/token/", login, format="json").status_code == 400
+    url = f"{USERS}{created.json()['uuid']}/set_password/"
+    assert staff_client.post(url, {"password": "brand-New-secret-7"}).status_code == 204
+    login["password"] = "brand-New-secret-7"
+    assert anon.post("/identity/token/", login, format="json").status_code == 200
