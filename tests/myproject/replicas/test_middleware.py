@@ -3,9 +3,11 @@ The read-your-writes position a client carries between requests (myproject/repli
 middleware.py): signed, in the `read_after` cookie or the `X-Read-After` header.
 """
 
+import pytest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
+from myproject.replicas.health import health
 from myproject.replicas.middleware import (
     COOKIE,
     HEADER,
@@ -14,6 +16,12 @@ from myproject.replicas.middleware import (
     _signer,
 )
 from myproject.replicas.router import _reads
+
+
+@pytest.fixture(autouse=True)
+def _no_checking_thread(monkeypatch):
+    """The suite has no replicas to check (their health: test_health.py)."""
+    monkeypatch.setattr(health, "start", lambda: None)
 
 
 def test_a_signed_position_is_taken_from_the_header_or_the_cookie():
