@@ -20,9 +20,11 @@ Where a read goes (`router`):
 
 Read-your-writes, whatever the lag: a response to a request that wrote carries the primary's
 GTID after the write (`@@last_gtid`), signed, in a cookie and in the `X-Read-After` header (a
-client without cookies may send the header back). The next request's replica first waits for
-that GTID (`MASTER_GTID_WAIT`, at most `DJANGO_REPLICA_GTID_WAIT` seconds), else reads the
-primary. `X-Stream-Position` asks the same of its read (`read_after`, myproject.realtime.rest):
+client without cookies may send the header back). The next request reads its replica if the
+last health check saw that GTID applied there, the primary if the replica is held back or lags
+by at least `DJANGO_REPLICA_GTID_WAIT` (the GTID could not arrive in time), and otherwise waits
+for it on the replica (`MASTER_GTID_WAIT`, at most that long), else reads the primary.
+`X-Stream-Position` asks the same of its read (`read_after`, myproject.realtime.rest):
 every frame at or before the position carries its write's GTID into the topic's position, so a
 client that resumes from there misses no write.
 

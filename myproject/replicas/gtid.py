@@ -28,6 +28,22 @@ def merge(*positions: str | None) -> str | None:
     return ",".join(gtid for _, gtid in best.values()) or None
 
 
+def covers(applied: str | None, wanted: str) -> bool:
+    """Whether position `applied` includes every transaction of position `wanted`."""
+    have = _sequences(applied)
+    return all(have.get(domain, -1) >= sequence for domain, sequence in _sequences(wanted).items())
+
+
+def _sequences(position: str | None) -> dict[str, int]:
+    """The highest sequence of each domain of `position`."""
+    sequences: dict[str, int] = {}
+    for gtid in (position or "").split(","):
+        if gtid:
+            domain, _, sequence = gtid.split("-")
+            sequences[domain] = max(sequences.get(domain, -1), int(sequence))
+    return sequences
+
+
 def committed_position() -> str | None:
     """The GTID of the last transaction this thread committed on the primary, when replicas
     are in use (None otherwise, or if it cannot be read: the read then is not waited for)."""

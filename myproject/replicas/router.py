@@ -19,7 +19,7 @@ from django.db import (
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
-from myproject.replicas.gtid import merge
+from myproject.replicas.gtid import covers, merge
 from myproject.replicas.health import health
 
 T = TypeVar("T")
@@ -87,11 +87,24 @@ def _database_for_read() -> str:
             reads.primary = True
             return DEFAULT_DB_ALIAS
     if reads.after and reads.after != reads.waited:
-        if not _wait(reads.replica, reads.after):
+        if not _has_applied(reads.replica, reads.after):
             reads.primary = True
             return DEFAULT_DB_ALIAS
         reads.waited = reads.after
     return reads.replica
+
+
+def _has_applied(alias: str, position: str) -> bool:
+    """Whether replica `alias` has applied `position`, waiting for it only when it may arrive
+    within REPLICA_GTID_WAIT: what the last health check saw answers at once a replica that
+    already has it, or one held back (MASTER_DELAY) or lagging by at least the wait, where
+    waiting would only delay the read that then goes to the primary anyway."""
+    check = health.last_check(alias)
+    if check is not None and covers(check.applied, position):
+        return True
+    if check is None or check.behind >= settings.REPLICA_GTID_WAIT:
+        return False
+    return _wait(alias, position)
 
 
 def _connected_replica() -> str | None:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from myproject.replicas.health import Health
+from myproject.replicas.health import Check, Health
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def health() -> Health:
 @pytest.mark.django_db
 def test_a_server_that_does_not_replicate_is_not_used(health, settings):
     settings.DATABASE_REPLICAS = ["default"]
-    assert health._check("default") == "not replicating (no SHOW SLAVE STATUS)"
+    assert health._check("default") == Check("not replicating (no SHOW SLAVE STATUS)")
     health._set("default", health._check("default"))
     assert health.usable() == []
 
@@ -28,7 +28,12 @@ def test_a_server_that_does_not_replicate_is_not_used(health, settings):
 def test_a_replica_checked_usable_is_used_until_it_fails_a_read(health, settings):
     settings.DATABASE_REPLICAS = ["replica1"]
     assert health.usable() == []  # not checked yet
-    health._set("replica1", None)
+    health._set("replica1", Check(None, applied="0-1-5", behind=1.0))
     assert health.usable() == ["replica1"]
+    assert (health.last_check("replica1").applied, health.last_check("replica1").behind) == (
+        "0-1-5",
+        1.0,
+    )
     health.failed("replica1", OSError("gone"))
     assert health.usable() == []
+    assert health.last_check("replica1") is None
