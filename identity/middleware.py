@@ -20,7 +20,6 @@ from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from identity import credentials, tickets
@@ -73,8 +72,5 @@ async def token_for_key(key: str) -> Token | None:
     query, outside any consumer handler, on a connection that may have idled for hours: hence
     the decorator."""
     query = Token.objects.unexpired().by_key(key)
-    token = await query.afirst()
-    if token is None and settings.DATABASE_REPLICAS:
-        with replicas.primary():  # created a moment ago, not on the replica yet
-            token = await query.afirst()
+    token = await replicas.or_primary(query.afirst)  # created a moment ago: not on a replica yet
     return token if token is not None and token.user.is_active else None

@@ -134,7 +134,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-# Read replicas (myproject/replicas.py): one alias per URL (`replica1`, ...), the same database
+# Read replicas (myproject/replicas/): one alias per URL (`replica1`, ...), the same database
 # as "default" seen through replication. Reads go to a healthy replica; writes, reads inside a
 # write and reads that must see a client's own writes go to the primary (or wait for them).
 DATABASE_REPLICAS = []
@@ -155,10 +155,10 @@ for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), st
     DATABASES[f"replica{_number}"] = _replica
     DATABASE_REPLICAS.append(f"replica{_number}")
 if DATABASE_REPLICAS:
-    DATABASE_ROUTERS = ["myproject.replicas.ReplicaRouter"]
+    DATABASE_ROUTERS = ["myproject.replicas.router.ReplicaRouter"]
     MIDDLEWARE.insert(
         MIDDLEWARE.index("django_guid.middleware.guid_middleware") + 1,
-        "myproject.replicas.ReplicaMiddleware",
+        "myproject.replicas.middleware.ReplicaMiddleware",
     )
 # A replica further behind than this (Seconds_Behind_Master) is skipped until it catches up.
 REPLICA_MAX_LAG = env.float("DJANGO_REPLICA_MAX_LAG", default=5.0)
