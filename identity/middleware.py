@@ -68,9 +68,10 @@ def WebSocketAuthMiddlewareStack(inner: Any) -> Any:
 
 @close_old_connections
 async def token_for_key(key: str) -> Token | None:
-    """The unexpired token of an enabled user with this key. This is the handshake's first
-    query, outside any consumer handler, on a connection that may have idled for hours: hence
-    the decorator."""
-    query = Token.objects.unexpired().by_key(key)
-    token = await replicas.or_primary(query.afirst)  # created a moment ago: not on a replica yet
+    """The unexpired token of an enabled user with this key, on the primary as over HTTP: a
+    token created a moment ago opens a socket at once, and a revoked one (a logout, a disabled
+    user) opens none, whatever a replica's lag. This is the handshake's first query, outside
+    any consumer handler, on a connection that may have idled for hours: hence the decorator."""
+    with replicas.primary():
+        token = await Token.objects.unexpired().by_key(key).afirst()
     return token if token is not None and token.user.is_active else None

@@ -31,6 +31,6 @@ client that resumes from there misses no write.
 GTID positions are MariaDB's (`gtid`): `domain-server-sequence`, comma-separated across domains.
 """
 
-from myproject.replicas.router import or_primary, primary, read_after
+from myproject.replicas.router import primary, read_after
 
-__all__ = ["or_primary", "primary", "read_after"]
+__all__ = ["primary", "read_after"]

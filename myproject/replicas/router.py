@@ -4,9 +4,9 @@ package docstring). Only the primary is written to and migrated."""
 import contextlib
 import contextvars
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import (
@@ -21,8 +21,6 @@ from django.dispatch import receiver
 
 from myproject.replicas.gtid import covers, merge
 from myproject.replicas.health import health
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -53,16 +51,6 @@ def reading(reads: Reads) -> Iterator[Reads]:
 def primary() -> contextlib.AbstractContextManager[Reads]:
     """Every read in the block goes to the primary."""
     return reading(Reads(primary=True))
-
-
-async def or_primary(read: Callable[[], Awaitable[T | None]]) -> T | None:
-    """`await read()`, asked again of the primary if the replica has nothing (yet): for
-    lookups whose miss would refuse a client (a token created a moment ago)."""
-    found = await read()
-    if found is None and settings.DATABASE_REPLICAS:
-        with primary():
-            found = await read()
-    return found
 
 
 def read_after(position: str | None) -> None:

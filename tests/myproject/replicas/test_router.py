@@ -3,13 +3,12 @@ Where a read goes (myproject/replicas/router.py), without replicas and in the re
 router keeps; reads on a real replica are in tests/deploy/test_ha.py.
 """
 
-import asyncio
 import os
 
 import pytest
 
 from catalog.models import Item
-from myproject.replicas import or_primary, primary, read_after
+from myproject.replicas import primary, read_after
 from myproject.replicas import router as replica_router
 from myproject.replicas.health import Check, Health
 from myproject.replicas.router import Reads, ReplicaRouter, _has_applied, _reads, reading
@@ -33,20 +32,6 @@ def test_read_after_merges_the_positions_a_request_must_see():
         read_after("1-1-2")
         read_after(None)
     assert reads.after == "0-1-7,1-1-2"
-
-
-@pytest.mark.parametrize(("on_replica", "asked_primary"), [(None, True), ("token", False)])
-def test_or_primary_asks_the_primary_only_after_a_miss(settings, on_replica, asked_primary):
-    settings.DATABASE_REPLICAS = ["replica1"]
-    asked = []
-
-    async def read() -> str | None:
-        on_primary = _reads.get() is not None and _reads.get().primary
-        asked.append(on_primary)
-        return "token" if on_primary else on_replica
-
-    assert asyncio.run(or_primary(read)) == "token"
-    assert asked == ([False, True] if asked_primary else [False])
 
 
 def test_primary_sends_the_blocks_reads_to_the_primary():
