@@ -6,7 +6,6 @@ connection comes back. The real brokers and the real daphne are tried elsewhere
 """
 
 import asyncio
-import json
 
 import pytest
 
@@ -19,6 +18,7 @@ from myproject.realtime.listeners import Follower, Member
 from myproject.realtime.queries import LiveQuery, Resource, Term
 from myproject.realtime.sink import Sink
 from myproject.realtime.topics import Position
+from tests.myproject.realtime.fakes import FakeConsumer
 
 TOPIC = "room"
 
@@ -75,17 +75,6 @@ class FakeBroker:
                 if change == "+":
                     listening.confirm([topic])
             await asyncio.sleep(0.01)
-
-
-class FakeConsumer:
-    """What a sink needs of a consumer that daphne does not serve: `send`."""
-
-    def __init__(self) -> None:
-        self.scope = {}
-        self.texts: list[dict] = []
-
-    async def send(self, text_data: str) -> None:
-        self.texts.append(json.loads(text_data))
 
 
 @pytest.fixture
