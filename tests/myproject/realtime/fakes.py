@@ -2,7 +2,8 @@
 Sockets for the realtime modules' own tests, without a server: a consumer that daphne does not
 serve (`FakeConsumer`: its `send` is all a sink uses) and one that daphne serves
 (`ServedConsumer`: autobahn's framing, and Twisted's own buffering over a client that reads only
-what the test lets it, `Transport.drain`).
+what the test lets it, `Transport.drain`); and a resource whose rows others see reduced
+(`PEOPLE`), with its frames (`people_frame`) and a live query of it (`named`).
 """
 
 import collections
@@ -14,7 +15,9 @@ from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.abstract import FileDescriptor
 
-from myproject.realtime import daphne
+from myproject.realtime import daphne, publish
+from myproject.realtime.frames import Frame
+from myproject.realtime.queries import LiveQuery, Resource, Term
 
 FACTORY = WebSocketServerFactory()
 
@@ -117,3 +120,25 @@ class ServedConsumer:
 
     async def send(self, text_data: str) -> None:
         raise AssertionError("a served socket is written through its sink, not `send`")
+
+
+def _public(row: dict) -> dict:
+    return {name: row[name] for name in ("uuid", "name") if name in row}
+
+
+PEOPLE = Resource("person", viewset=object, topic="people", public=_public)
+
+
+def person(name: str, **fields) -> dict:
+    return {"uuid": str(uuid.uuid4()), "name": name, "email": f"{name}@example.com", **fields}
+
+
+def people_frame(rows: list[tuple], seq: int = 1, resource: str = "person") -> Frame:
+    """A write of `rows` ((before, after) pairs) to the people topic."""
+    payload = publish.event(f"{resource}.bulk_written", {}, changes=(resource, rows))
+    return Frame(PEOPLE.topic, "E1", seq, payload)
+
+
+def named(text: str) -> LiveQuery:
+    """A live query of the people whose name holds `text`."""
+    return LiveQuery(PEOPLE, [], [Term(("name",), text)], key=("person", text))
