@@ -2,8 +2,9 @@
 Sockets for the realtime modules' own tests, without a server: a consumer that daphne does not
 serve (`FakeConsumer`: its `send` is all a sink uses) and one that daphne serves
 (`ServedConsumer`: autobahn's framing, and Twisted's own buffering over a client that reads only
-what the test lets it, `Transport.drain`); and a resource whose rows others see reduced
-(`PEOPLE`), with its frames (`people_frame`) and a live query of it (`named`).
+what the test lets it, `Transport.drain`); a frame with a public variant (`user_frame`); and a
+resource whose rows others see reduced (`PEOPLE`), with its frames (`people_frame`) and a live
+query of it (`named`).
 """
 
 import collections
@@ -120,6 +121,15 @@ class ServedConsumer:
 
     async def send(self, text_data: str) -> None:
         raise AssertionError("a served socket is written through its sink, not `send`")
+
+
+def user_frame(subject: SimpleNamespace) -> Frame:
+    """A change of `subject`'s record: in full for staff and itself, its uuid for others."""
+    data = {"uuid": str(subject.pk), "name": "alice", "email": "alice@example.com"}
+    payload = publish.event(
+        "user.updated", data, public={"uuid": str(subject.pk)}, subject=subject.pk
+    )
+    return Frame("users", "E1", 4, payload)
 
 
 def _public(row: dict) -> dict:

@@ -8,8 +8,6 @@ the row itself.
 
 import json
 
-from myproject.realtime import publish
-from myproject.realtime.frames import Frame
 from myproject.realtime.listeners import Follower, Member, row_frame
 from myproject.realtime.sink import Sink, frame_once
 from myproject.realtime.topics import Position
@@ -20,18 +18,11 @@ from tests.myproject.realtime.fakes import (
     people_frame,
     person,
     reader,
+    user_frame,
 )
 
 ALICE = person("alice")
 SUBJECT = reader()
-
-
-def user_frame() -> Frame:
-    data = {"uuid": str(SUBJECT.pk), "name": "alice", "email": "alice@example.com"}
-    payload = publish.event(
-        "user.updated", data, public={"uuid": str(SUBJECT.pk)}, subject=SUBJECT.pk
-    )
-    return Frame("users", "E1", 4, payload)
 
 
 def test_a_member_is_greeted_with_hello_and_the_position():
@@ -42,7 +33,7 @@ def test_a_member_is_greeted_with_hello_and_the_position():
 
 
 def test_a_member_reads_each_frame_as_its_reader_may():
-    frame = user_frame()
+    frame = user_frame(SUBJECT)
     texts = {
         who: [json.loads(text) for text in Member(Sink(FakeConsumer(user))).texts(frame)]
         for who, user in (("subject", SUBJECT), ("staff", reader(staff=True)), ("other", reader()))
@@ -53,7 +44,7 @@ def test_a_member_reads_each_frame_as_its_reader_may():
 
 
 def test_members_reading_the_same_variant_share_one_framed_text():
-    frame = user_frame()
+    frame = user_frame(SUBJECT)
     first, second = (Member(Sink(ServedConsumer(reader()))) for _ in range(2))
     staff = Member(Sink(ServedConsumer(reader(staff=True))))
     assert first.wire(frame) is second.wire(frame)

@@ -15,7 +15,13 @@ from myproject.realtime import publish
 from myproject.realtime import sink as sink_module
 from myproject.realtime.frames import Frame
 from myproject.realtime.sink import Sink, frame_once
-from tests.myproject.realtime.fakes import FACTORY, FakeConsumer, ServedConsumer, reader
+from tests.myproject.realtime.fakes import (
+    FACTORY,
+    FakeConsumer,
+    ServedConsumer,
+    reader,
+    user_frame,
+)
 
 PAD = "x" * 10_000  # ~10 KB a frame: Twisted's buffer (64 KiB) holds six
 
@@ -156,13 +162,7 @@ async def test_a_replay_waiting_for_room_ends_when_the_socket_closes(how):
 
 def test_a_frames_public_variant_goes_to_anyone_but_staff_and_its_subject():
     subject, staff, other = reader(), reader(staff=True), reader()
-    payload = publish.event(
-        "user.updated",
-        {"uuid": str(subject.pk), "email": "a@example.com"},
-        public={"uuid": str(subject.pk)},
-        subject=subject.pk,
-    )
-    frame = Frame("users", "E1", 1, payload)
+    frame = user_frame(subject)
     plain = Frame("room", "E1", 1, publish.message({"n": 1}, None))
     assert Sink(FakeConsumer(subject)).variant(frame) == "frame"
     assert Sink(FakeConsumer(staff)).variant(frame) == "frame"
