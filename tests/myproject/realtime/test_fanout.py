@@ -9,6 +9,8 @@ import asyncio
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from myproject.realtime import pacing
 from myproject.realtime.fanout import deliver
 from myproject.realtime.listeners import Follower, Member
@@ -115,9 +117,14 @@ async def rival_turns_during(work) -> int:
     return during
 
 
-async def test_a_large_delivery_of_rows_yields_to_the_loop_as_it_goes(monkeypatch):
-    rows = [(None, person(f"n{n:03}n")) for n in range(50)]
-    followers = [Follower(Sink(FakeConsumer()), str(n), named(f"n{n:03}n")) for n in range(50)]
+@pytest.mark.parametrize("work", ["testing many rows", "writing to many followers"])
+async def test_a_large_delivery_of_rows_yields_to_the_loop_as_it_goes(monkeypatch, work):
+    if work == "testing many rows":  # 50 rows, each seen by one of 50 queries
+        rows = [(None, person(f"n{n:03}n")) for n in range(50)]
+        queries = [named(f"n{n:03}n") for n in range(50)]
+    else:  # one row, seen by one query that 50 sockets follow
+        rows, queries = [(None, person("ann"))], [named("ann")] * 50
+    followers = [Follower(Sink(FakeConsumer()), str(n), query) for n, query in enumerate(queries)]
     monkeypatch.setattr(pacing, "SLICE", 60.0)  # one slice for everything: no turn for others
     assert await rival_turns_during(deliver(hub_of(followers=followers), people_frame(rows))) == 0
     for follower in followers:
