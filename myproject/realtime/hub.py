@@ -147,6 +147,9 @@ class Hub:
     def _catch_up_or_go_live(self, listener: Listener) -> None:
         if listener not in self.catching_up:
             return  # detached meanwhile
+        if isinstance(listener, Member) and listener.muted:
+            del self.catching_up[listener]  # greeted: it hears nothing more of the topic
+            return
         if listener.seq < self.seq:
             task = asyncio.get_running_loop().create_task(self._catch_up_listener(listener))
             self.catching_up[listener] = task
@@ -154,7 +157,7 @@ class Hub:
         del self.catching_up[listener]
         if isinstance(listener, Follower):
             listener.query = self.queries.add(listener.query, listener)
-        elif not listener.muted:
+        else:
             self.members[listener] = None
 
     async def _catch_up_listener(self, listener: Listener) -> None:

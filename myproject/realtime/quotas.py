@@ -44,11 +44,13 @@ TAKE = Script(LUA / "token_take.lua")
 
 
 class RateLimit:
-    """A token bucket in this process: `rate` like "50/s" or "600/min"; None never limits."""
+    """A token bucket in this process: `rate` like "50/s" or "600/min"; None never limits, and
+    a count of 0 allows nothing (as DRF's throttles read "0/min")."""
 
     PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
     def __init__(self, rate: str | None) -> None:
+        self.unlimited = not rate
         self.capacity = self.per_second = 0.0
         if rate:
             count, period = rate.split("/")
@@ -58,7 +60,7 @@ class RateLimit:
         self.stamp = time.monotonic()
 
     def allow(self) -> bool:
-        if not self.capacity:
+        if self.unlimited:
             return True
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.per_second)
@@ -156,6 +158,8 @@ async def user_rate_allowed(kind: str, user_id: object, rate: str | None) -> boo
         bucket = _buckets.setdefault((kind, user), RateLimit(rate))
         return bucket.allow()
     limit = RateLimit(rate)
+    if not limit.capacity:
+        return False
     try:
         taken = await TAKE.run(
             redis_clients.async_client(), [f"myproject:ws-{kind}:{user}"],

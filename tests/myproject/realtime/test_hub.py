@@ -268,12 +268,6 @@ async def test_a_live_query_replay_past_its_budget_is_told_it_cannot_recover(bro
     assert follower in hub.queries.all_subscribers()  # live from now on
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Hub._catch_up_or_go_live catches up a muted Member like any other, so a socket "
-    "opened with ?events=off&since= is replayed every topic frame it missed (seen on the real "
-    "ASGI app too); only going live skips muted members",
-)
 async def test_a_muted_member_resuming_hears_nothing_but_its_greeting(broker):
     """`?events=off`: the socket hears nothing of its topic but its `hello` (docs/websocket.md),
     whether or not it resumes with `?since=`."""

@@ -143,13 +143,6 @@ def test_a_rate_limit_refuses_past_its_capacity_then_refills():
     assert all(unlimited.allow() for _ in range(1000))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a rate of 0 (DJANGO_WS_SIGNAL_RATE=0/s) limits nothing: token_take.lua divides "
-    "0 by 0 for the key's PEXPIRE, Redis rejects it, and every frame is let through with a "
-    "warning that Redis is unreachable; in-process, RateLimit takes capacity 0 for no limit. "
-    "DRF's throttles read 0/min as 'none allowed'",
-)
 async def test_a_rate_of_zero_allows_no_frame(user_id, caplog):
     assert not await user_rate_allowed("signals", user_id, "0/s")
     assert "unreachable" not in caplog.text
