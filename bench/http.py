@@ -24,13 +24,14 @@ LUA = Path(__file__).with_name("wrk.lua")
 Rows = list[dict[str, Any]]
 
 
-def wrk(bench: Bench, url: str, connections: int, seconds: int, token: str = "") -> dict:
+def wrk(bench: Bench, url: str, connections: int, seconds: int, token: str = "",
+        extra: dict[str, list[int]] | None = None) -> dict:  # fmt: skip
     """One closed-loop wrk run: req/s, latency, errors, and cores per process group."""
     argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
             "--timeout", "10s", "-s", str(LUA), url]  # fmt: skip
     if token:
         argv += ["--", "token", token]
-    with bench.meter() as meter:
+    with bench.meter(**(extra or {})) as meter:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
@@ -46,15 +47,15 @@ def wrk(bench: Bench, url: str, connections: int, seconds: int, token: str = "")
 
 
 def rounds(bench: Bench, variants: dict[str, tuple[str, str]], n: int, seconds: int,
-           connections: int = 16) -> Rows:  # fmt: skip
+           connections: int = 16, extra: dict[str, list[int]] | None = None) -> Rows:  # fmt: skip
     """Every variant (url, token) once per round, A B A B: drift hits all of them alike."""
     for url, token in variants.values():
-        wrk(bench, url, connections, 1, token)  # warm-up
+        wrk(bench, url, connections, 1, token, extra)  # warm-up
     rows = []
     for r in range(n):
         for name, (url, token) in variants.items():
             rows.append(
-                {"round": r, "variant": name, **wrk(bench, url, connections, seconds, token)}
+                {"round": r, "variant": name, **wrk(bench, url, connections, seconds, token, extra)}
             )
             log(f"  {rows[-1]}")
     return rows
@@ -135,7 +136,7 @@ http {{ access_log off; client_body_temp_path {dir}; proxy_temp_path {dir};
 
 
 @contextlib.contextmanager
-def nginx_to(upstream: int) -> Iterator[int]:
+def nginx_to(upstream: int) -> Iterator[tuple[int, int]]:
     """An nginx of the bench's own in front of one daphne (the stack's sends HTTP to uWSGI)."""
     port, where = free_port(), WORK / "nginx"
     where.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,7 @@ def nginx_to(upstream: int) -> Iterator[int]:
         deadline = time.monotonic() + 10
         while not answers(port) and time.monotonic() < deadline:
             time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -156,12 +157,13 @@ def nginx_to(upstream: int) -> Iterator[int]:
 def http(bench: Bench, quick: bool) -> Rows:
     """The list page through nginx -> uWSGI against nginx -> one daphne, 16 connections."""
     dataset(bench)
-    with nginx_to(8080) as port:
+    with nginx_to(8080) as (port, pid):
         variants = {
             "uwsgi": (f"{NGINX}{LIST}", ""),
             "daphne": (f"http://127.0.0.1:{port}{LIST}", ""),
         }
-        rows = rounds(bench, variants, 1 if quick else 3, 2 if quick else 8)
+        nginx = {"nginx": [*bench.groups()["nginx"], pid]}  # the stack's and the bench's
+        rows = rounds(bench, variants, 1 if quick else 3, 2 if quick else 8, extra=nginx)
     for uwsgi, daphne in zip(rows[::2], rows[1::2], strict=True):
         daphne["uwsgi_over_daphne"] = round(uwsgi["rps"] / daphne["rps"], 2)
     return rows

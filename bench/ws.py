@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from bench import wsclient
+from bench.http import dataset
 from bench.stack import Bench, baseline_tree, cpu_ns, log, wait_until
 from tests.live import BIN, ROOT, free_port, running
 from tests.stack import NGINX, pid_file
@@ -319,7 +320,7 @@ def live(bench: Bench, quick: bool) -> Rows:
     """10,000 live-query subscriptions (`category=<c>&price_max=<p>`, 100 categories x 10
     prices, each filter held by 10 sockets) on 500 sockets over both daphne: single POSTs
     (latency to the 50 matching subscriptions each) and a bulk PATCH of 1,000 rows (time until
-    every per-row frame is in)."""
+    every per-row frame is in). --quick: 2,000 subscriptions."""
     cats_n, prices, copies, per_socket = (20 if quick else 100), 10, 10, 20
     filters = cats_n * prices
     with httpx.Client(base_url=NGINX, headers=bench.auth, timeout=120) as client:
@@ -403,7 +404,8 @@ def live(bench: Bench, quick: bool) -> Rows:
 def drain(bench: Bench, quick: bool) -> Rows:
     """Redis stopped, 10,000 real item events put in the outbox (this process's relay held, as
     a WSGI request holds it), Redis started again: how fast the stack's relays empty the outbox
-    and the frames reach 20 sockets on /catalog/ws/ through nginx, every one once."""
+    and the frames reach 20 sockets on /catalog/ws/ through nginx, every one once. --quick:
+    2,000 events."""
     from django.db import transaction
 
     from catalog.models import Item
@@ -413,6 +415,7 @@ def drain(bench: Bench, quick: bool) -> Rows:
     from myproject.realtime.models import Outbox
 
     count, sockets = (2000 if quick else 10_000), 20
+    dataset(bench)
     data = ItemSerializer(Item.objects.order_by("pk")[:count], many=True).data
     frames = [(topics.CATALOG, events.event(topics.event_type("item", "created"), row,
                subject=row["uuid"], changes=("item", [(None, row)]))) for row in data]  # fmt: skip
