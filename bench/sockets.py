@@ -52,7 +52,8 @@ def sockets(bench: Bench, quick: bool) -> Rows:
 def presence(bench: Bench, quick: bool) -> Rows:
     """Memory per presence member: N users, a socket each, in one group of the check channel
     (each join is told to every member: N^2 frames), against N sockets on /catalog/ws/ (no
-    presence), each on a fresh daphne of the bench's own; daphne's PSS and Redis' used_memory."""
+    presence), each on a fresh daphne of the bench's own; daphne's PSS and the group's keys in
+    Redis."""
     from identity.models import Token, User
 
     count = 200 if quick else 1000
@@ -70,25 +71,29 @@ def presence(bench: Bench, quick: bool) -> Rows:
                 if name == "catalog sockets":
                     result = asyncio.run(held(proc.pid, port, "/catalog/ws/", count))
                 else:
-                    paths = [f"/identity/ws/check/p-{tag}-{r}/?token={t}" for t in tokens]
-                    result = asyncio.run(members(proc.pid, port, paths, store))
+                    group = f"p-{tag}-{r}"
+                    result = asyncio.run(members(proc.pid, port, group, tokens, store))
             rows.append({"round": r, "variant": name, **result})
             log(f"  {rows[-1]}")
     store.close()
     return rows
 
 
-async def members(pid: int, port: int, paths: list[str], store: redis.Redis) -> dict[str, Any]:
-    """`held` for presence, a user per socket; Redis' memory is read while they are in."""
-    warm = paths[0].replace("/p-", "/warm-")
+async def members(pid: int, port: int, group: str, tokens: list[str], store: redis.Redis) -> dict:
+    """`held` for presence, a user per socket; the group's keys in Redis (MEMORY USAGE) are
+    read while they are in."""
+    from myproject.realtime.presence import _keys
+
+    paths = [f"/identity/ws/check/{group}/?token={token}" for token in tokens]
+    warm = paths[0].replace(group, f"warm-{group}")
     await wsclient.close_all(await wsclient.connect(port, warm, count=5))
     await asyncio.sleep(1)
-    before, used = rss_kib(pid), store.info("memory")["used_memory"]
+    before = rss_kib(pid)
     conns: list[wsclient.Socket] = []
     for path in paths:
         conns += await wsclient.connect(port, path, count=1)
     await asyncio.sleep(3)
-    after, in_redis = rss_kib(pid), store.info("memory")["used_memory"] - used
+    after, in_redis = rss_kib(pid), sum(store.memory_usage(k, samples=0) or 0 for k in _keys(group))
     is_open = sum(socket.open for socket in conns)
     await wsclient.close_all(conns)
     n = len(paths)
