@@ -37,10 +37,12 @@ def write(results: Path) -> None:
            "Written by `make bench` (bench/run.py); what each bench does and why: "
            "docs/benchmarks.md. Medians over rounds; `cores_<group>` = CPU seconds / wall "
            "seconds of that process group (client = the bench process and wrk).", ""]  # fmt: skip
-    for path in sorted(results.glob("*.json"), key=lambda p: p.stat().st_mtime):
-        result = json.loads(path.read_text())
-        if "rows" not in result:
-            continue  # a result of the earlier benches
+    found = [json.loads(path.read_text()) for path in
+             sorted(results.glob("*.json"), key=lambda p: p.stat().st_mtime)]  # fmt: skip
+    found = [result for result in found if "rows" in result]  # not the earlier benches' files
+    if not found:
+        return  # the summary of the earlier benches' last run stays until the next
+    for result in found:
         meta = result["meta"]
         title = " ".join((result["title"] or "").split())
         quick = " **quick run: proves the bench works; not figures**" if meta["quick"] else ""
