@@ -43,14 +43,16 @@ stack: install  ## nginx :8088 -> uWSGI :8000 + daphne :8080, :8081 in the backg
 stack-stop: install  ## stop what `make stack` started; nothing is left running
 	HA=$(HA) scripts/stack.sh stop
 
-# Benchmarks (not part of `make test`): the plotting extras and wrk on top of `install`.
-$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt bench/system-deps.sh
+# Benchmarks (not part of `make test`): wrk on top of `install`. BENCH_BASELINE: the commit the
+# sockets and cost benches compare daphne with.
+BENCH_BASELINE ?= 82d88fe
+
+$(VENV)/.bench-installed: $(VENV)/.installed bench/system-deps.sh
 	bench/system-deps.sh
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 bench: install $(VENV)/.bench-installed  ## side-by-side benchmarks -> bench/results/ (BENCH_ARGS=--quick, --only NAME)
-	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.run --baseline $(BENCH_BASELINE) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -142,20 +142,29 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def serve(
-    command: list[str], port: int, env: dict[str, str], log: Path | None = None
-) -> Iterator[str]:
-    """Run a server process until the block ends; yields its base URL once it answers."""
+def running(
+    command: list[str], port: int, env: dict[str, str], log: Path | None = None, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen]:
+    """Run a server process until the block ends; yields it once /healthz answers on `port`
+    (the benchmarks read its CPU and memory by pid)."""
     output = log.open("w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=output)
     try:
-        wait_ready(f"{base}/healthz")
-        yield base
+        wait_ready(f"http://127.0.0.1:{port}/healthz")
+        yield proc
     finally:
         stop_process(proc)
         if log:
             output.close()
+
+
+@contextlib.contextmanager
+def serve(
+    command: list[str], port: int, env: dict[str, str], log: Path | None = None
+) -> Iterator[str]:
+    """Run a server process until the block ends; yields its base URL once it answers."""
+    with running(command, port, env, log):
+        yield f"http://127.0.0.1:{port}"
 
 
 def uwsgi(env: dict[str, str], log: Path | None = None) -> contextlib.AbstractContextManager[str]:

@@ -7,11 +7,13 @@ The stack runs against a private MariaDB server and a private Redis, each on a f
 a test may stop and start again without disturbing the rest of the suite.
 """
 
+import base64
 import contextlib
 import fcntl
 import getpass
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live import PrivateRedis, answers, free_port, listening, stop_process
 
@@ -38,6 +41,36 @@ ADMIN_NAME = "stackadmin"
 ADMIN_PASSWORD = "stack-Admin-secret-42"
 # Machine-wide: any checkout's test session that runs the stack takes it first.
 STACK_LOCK = Path("/tmp/myproject-stack.lock")
+ORIGIN = "http://localhost"
+
+
+def metric(base: str, name: str, **labels: str) -> float:
+    """A sample's value from `base`/metrics (0 when absent)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
+    """A WebSocket handshake by hand, with a tiny receive buffer, and then not one read more:
+    what daphne sends it piles up on daphne's side."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
+    )
+    raw.sendall(request.encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += raw.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return raw
 
 
 def from_address(address: str) -> httpx.Client:
@@ -298,13 +331,20 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def stack_ports() -> Iterator[None]:
-    """The stack's fixed ports (8088, 8000, 8001, 8080, 8081), held through a machine-wide lock
-    for the rest of the session: two test sessions (a developer's and CI's, say, or a
-    benchmark run) take turns rather than stopping each other's servers."""
+@contextlib.contextmanager
+def stack_lock() -> Iterator[None]:
+    """The stack's fixed ports (8088, 8000, 8001, 8080, 8081), held through a machine-wide lock:
+    two test sessions (a developer's and CI's, say, or a benchmark run) take turns rather than
+    stopping each other's servers."""
     with STACK_LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def stack_ports() -> Iterator[None]:
+    """The stack's ports, for the rest of the session (`stack_lock`)."""
+    with stack_lock():
         yield
 
 
@@ -312,7 +352,8 @@ def stack_ports() -> Iterator[None]:
 def stack(stack_ports: None) -> Iterator[Stack]:
     """The split stack, started once for the session by `make stack`, stopped at the end (or
     earlier, by `stop_stack`)."""
-    yield from _run_stack()
+    with started_stack() as running:
+        yield running
 
 
 # How to stop the session's stack, while it runs.
@@ -344,11 +385,15 @@ def stack_env() -> dict[str, str]:
     return env
 
 
-def _run_stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def started_stack(**extra: str) -> Iterator[Stack]:
+    """`make stack` on a private MariaDB and Redis, with a superuser signed in, until the block
+    ends; `extra` on top of its environment (the benchmarks turn the limits off). The caller
+    holds `stack_lock`."""
     redis, mariadb = PrivateRedis(), PrivateMariaDB()
     # DJANGO_EXAMPLES: the consumers of docs/consumers.md, which tests drive on the stack too.
     env = {**stack_env(), "DATABASE_URL": mariadb.url, "REDIS_URL": redis.url,
-           "DJANGO_EXAMPLES": "on"}  # fmt: skip
+           "DJANGO_EXAMPLES": "on", **extra}  # fmt: skip
     # A stack left behind by an interrupted run would hold the ports.
     make("stack-stop", env)
     busy = [port for port in STACK_PORTS if answers(port)]

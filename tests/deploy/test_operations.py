@@ -11,22 +11,19 @@ import uuid
 import httpx
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import DAPHNE_PORTS, LOG, NGINX, from_address, new_category, wait_for
+from tests.stack import (
+    DAPHNE_PORTS,
+    LOG,
+    NGINX,
+    from_address,
+    metric,
+    new_category,
+    wait_for,
+)
 from tests.ws import greeted
 
 pytestmark = pytest.mark.stack
-
-
-def metric(base: str, name: str, **labels: str) -> float:
-    """A sample's value from `base`/metrics (0 when absent)."""
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 def test_metrics_are_served_to_this_host_alone(stack):

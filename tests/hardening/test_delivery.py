@@ -4,7 +4,6 @@ committed reaches the sockets once, whatever process dies after its commit and w
 was doing meanwhile (the outbox, myproject/realtime/outbox.py).
 """
 
-import base64
 import json
 import os
 import signal
@@ -22,13 +21,22 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.hardening.test_faults import readyz
 from tests.live import children
-from tests.stack import NGINX, ROOT, STACK_DB, new_category, new_item, pid_file, wait_for
+from tests.stack import (
+    NGINX,
+    ORIGIN,
+    ROOT,
+    STACK_DB,
+    new_category,
+    new_item,
+    pid_file,
+    raw_socket_that_never_reads,
+    wait_for,
+)
 from tests.ws import greeted_sync
 
 pytestmark = pytest.mark.stack
 
 WS = NGINX.replace("http", "ws")
-ORIGIN = "http://localhost"
 
 
 @pytest.fixture(scope="module")
@@ -166,25 +174,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
-    """A WebSocket handshake by hand, with a tiny receive buffer, and then not one read more:
-    what daphne sends it piles up on daphne's side."""
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
-    )
-    raw.sendall(request.encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += raw.recv(1)
-    assert answer.startswith(b"HTTP/1.1 101"), answer
-    return raw
 
 
 def daphne_metric(port: int, name: str) -> float:
