@@ -9,10 +9,10 @@ from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from catalog.models import Category, Item
-from myproject.bulk import BulkListSerializer, BulkPrimaryKeyRelatedField
+from myproject.bulk import BulkListSerializer, BulkPrimaryKeyRelatedField, ServiceSerializerMixin
 
 
-class CategorySerializer(serializers.ModelSerializer):
+class CategorySerializer(ServiceSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Category
         fields = ["uuid", "name", "slug", "description"]
@@ -20,7 +20,7 @@ class CategorySerializer(serializers.ModelSerializer):
         list_serializer_class = BulkListSerializer
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(ServiceSerializerMixin, serializers.ModelSerializer):
     category = BulkPrimaryKeyRelatedField(
         queryset=Category.objects.all(), pk_field=serializers.UUIDField()
     )

@@ -20,7 +20,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from identity.models import User
-from myproject.bulk import BulkListSerializer
+from myproject.bulk import BulkListSerializer, ServiceSerializerMixin
 
 PRIVILEGED_FIELDS = ("enable", "is_staff")
 # What every signed-in user may read of every user; the rest is for staff and the user itself.
@@ -32,7 +32,7 @@ def public_representation(data: dict[str, Any]) -> dict[str, Any]:
     return {name: data[name] for name in PUBLIC_FIELDS if name in data}
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ServiceSerializerMixin, serializers.ModelSerializer):
     password = serializers.CharField(
         write_only=True,
         required=False,
