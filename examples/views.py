@@ -2,6 +2,7 @@
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from examples.consumers import room_group
 
 
+@extend_schema(responses={202: None})
 @api_view(["POST"])
 @permission_classes([permissions.IsAdminUser])
 def announce(request: Request, room: str) -> Response:
