@@ -44,7 +44,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         offset = (number - 1) * size
         if number < 1 or offset > MAX_OFFSET:
             raise NotFound(self.invalid_page_message)
-        rows = list(queryset[offset : offset + size])
+        fetch = getattr(view, "fetch_page", list)  # myproject.rows.ValuesListMixin: values
+        rows = fetch(queryset[offset : offset + size])
         if len(rows) == size:
             count = queryset.count()
         elif rows or number == 1:

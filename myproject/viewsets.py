@@ -1,6 +1,7 @@
 """
 The base viewset of every API: DRF's `ModelViewSet` with bulk verbs (myproject.bulk), ETags
-(myproject.conditional) and stream positions (myproject.realtime.rest).
+(myproject.conditional), stream positions (myproject.realtime.rest) and lists read as values
+(myproject.rows).
 
 Writes go through the serializer as in any DRF viewset: `perform_create` and `perform_update`
 are DRF's own `serializer.save()`, so a serializer's `create()`/`update()` override is
@@ -29,12 +30,14 @@ from myproject.bulk import (
 )
 from myproject.conditional import ConditionalMixin
 from myproject.realtime.rest import StreamPositionMixin
+from myproject.rows import ValuesListMixin
 from myproject.services import ModelService
 
 
 class ServiceModelViewSet(
     StreamPositionMixin,
     ConditionalMixin,
+    ValuesListMixin,
     BulkCreateModelMixin,
     BulkUpdateModelMixin,
     BulkDestroyModelMixin,
