@@ -7,14 +7,15 @@ import django_filters
 from django.db.models import QuerySet
 
 from catalog.models import Item
+from myproject.filters import FilterSet, StrictBooleanFilter
 
 
-class ItemFilter(django_filters.FilterSet):
+class ItemFilter(FilterSet):
     category = django_filters.UUIDFilter(field_name="category_id")
-    enable = django_filters.BooleanFilter()
+    enable = StrictBooleanFilter()
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
-    in_stock = django_filters.BooleanFilter(method="filter_in_stock")
+    in_stock = StrictBooleanFilter(method="filter_in_stock")
 
     class Meta:
         model = Item

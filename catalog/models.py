@@ -47,6 +47,9 @@ class Item(models.Model):
         ]
         indexes = [
             models.Index(fields=["category", "enable"]),
+            # A category's page in the default order (sku): without it MariaDB walks the sku
+            # index past every other category's items.
+            models.Index(fields=["category", "sku"]),
             models.Index(fields=["enable", "price"]),
             models.Index(fields=["price"]),
             models.Index(fields=["stock"]),

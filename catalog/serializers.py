@@ -1,18 +1,18 @@
 """The REST representation of the catalog; `price` travels as a string, `category` as a uuid."""
 
-import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
-from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from catalog.models import Category, Item
-from myproject.bulk import BulkListSerializer, BulkPrimaryKeyRelatedField
+from myproject.bulk import BulkListSerializer, BulkPrimaryKeyRelatedField, ServiceSerializerMixin
+from myproject.representation import DateTimeRepresentation, decimal_writer
 
 
-class CategorySerializer(serializers.ModelSerializer):
+class CategorySerializer(ServiceSerializerMixin, serializers.ModelSerializer):
+    values_representation = True  # DRF's walk of plain columns: lists read as values
+
     class Meta:
         model = Category
         fields = ["uuid", "name", "slug", "description"]
@@ -20,10 +20,11 @@ class CategorySerializer(serializers.ModelSerializer):
         list_serializer_class = BulkListSerializer
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(DateTimeRepresentation, ServiceSerializerMixin, serializers.ModelSerializer):
     category = BulkPrimaryKeyRelatedField(
         queryset=Category.objects.all(), pk_field=serializers.UUIDField()
     )
+    values_representation = True  # to_representation is DRF's walk: lists read as values
 
     class Meta:
         model = Item
@@ -59,21 +60,8 @@ class ItemSerializer(serializers.ModelSerializer):
             "updated_at": self._datetime(item.updated_at),
         }
 
-    @cached_property
-    def _price(self) -> Any:
-        return self.fields["price"].to_representation
-
-    @cached_property
-    def _timezone(self) -> datetime.tzinfo:
-        # Looked up once per serializer (one request), not per row and field as DRF does.
-        return timezone.get_current_timezone()
-
-    def _datetime(self, value: datetime.datetime | None) -> str | None:
-        """DRF's ISO 8601 output: in the current time zone, UTC spelled `Z`."""
-        if value is None:
-            return None
-        text = value.astimezone(self._timezone).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    # Built once: reading `self.fields["price"]` built every field anew on each request.
+    _price = staticmethod(decimal_writer(Item._meta.get_field("price")))
 
 
 class StockAdjustmentSerializer(serializers.Serializer):

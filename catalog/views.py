@@ -12,10 +12,10 @@ from catalog.models import Category, Item
 from catalog.permissions import IsStaffOrReadOnly
 from catalog.serializers import CategorySerializer, ItemSerializer, StockAdjustmentSerializer
 from catalog.services import StockOutOfRange, categories, items
-from myproject.bulk import BulkModelViewSet
+from myproject.viewsets import ServiceModelViewSet
 
 
-class CategoryViewSet(BulkModelViewSet):
+class CategoryViewSet(ServiceModelViewSet):
     queryset = Category.objects.all()
     serializer_class = CategorySerializer
     service = categories
@@ -27,7 +27,7 @@ class CategoryViewSet(BulkModelViewSet):
     ordering = ["name"]
 
 
-class ItemViewSet(BulkModelViewSet):
+class ItemViewSet(ServiceModelViewSet):
     # The representation needs only category_id, so listing costs no join and no extra query.
     queryset = Item.objects.all()
     serializer_class = ItemSerializer

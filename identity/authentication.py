@@ -12,8 +12,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
         # On the primary: a token revoked a moment ago (logout, a password change, a disabled
         # user) must stop working at once, whatever a replica's lag; one created a moment ago
         # must work. One indexed lookup per request; the request's own reads use a replica.
+        # `[:1]`, not `.first()`: the digest is the key, and first() would compile an ORDER BY.
         with replicas.primary():
-            token = Token.objects.by_key(key).first()
+            token = next(iter(Token.objects.by_key(key)[:1]), None)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.is_expired:

@@ -26,10 +26,10 @@ from identity.serializers import (
 )
 from identity.services import users
 from identity.throttling import LoginThrottle
-from myproject.bulk import BulkModelViewSet
+from myproject.viewsets import ServiceModelViewSet
 
 
-class UserViewSet(BulkModelViewSet):
+class UserViewSet(ServiceModelViewSet):
     queryset = User.objects.all()
     serializer_class = UserSerializer
     service = users

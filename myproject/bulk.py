@@ -3,7 +3,7 @@ Bulk operations on DRF's own `ListSerializer`: create, update and destroy many r
 request, all or nothing.
 
     router = BulkRouter()
-    router.register("items", ItemViewSet)   # ItemViewSet(BulkModelViewSet)
+    router.register("items", ItemViewSet)   # ItemViewSet(myproject.viewsets.ServiceModelViewSet)
 
     POST   /items/            [{...}, {...}]            -> 201 [...]
     PUT    /items/            [{"uuid": ..., ...}, ...] -> 200 [...]
@@ -11,6 +11,10 @@ request, all or nothing.
     DELETE /items/?enable=false                         -> 204
 
 A serializer takes part by naming `BulkListSerializer` as its `Meta.list_serializer_class`.
+Writes go through `serializer.save()`, as DRF users expect: `ServiceSerializerMixin` (single
+rows) and `BulkListSerializer` (batches) hand them to the model's service, which the viewset
+puts in the serializer's context (`"service"`), so that every write publishes its event. A
+serializer saved without a service refuses (`NoService`) rather than write without an event.
 A failed batch writes nothing and answers 400 with one error object per element, in order
 (`{}` for the valid ones). Validation costs a constant number of queries whatever the batch
 size: uniqueness and related rows are looked up once for the whole batch, and uniqueness is
@@ -24,18 +28,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from rest_framework import mixins, routers, serializers, status, viewsets
+from rest_framework import mixins, routers, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
-from myproject.conditional import ConditionalMixin
-from myproject.realtime.rest import StreamPositionMixin
 from myproject.services import ModelService
 
 
@@ -59,6 +61,32 @@ def _as_pk(value: Any) -> uuid.UUID:
     if isinstance(value, bool) or not isinstance(value, str | uuid.UUID):
         raise TypeError(value)
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+class NoService(ImproperlyConfigured):
+    """A serializer was saved with no service in its context: the write would publish no
+    event, so it is not made."""
+
+
+def service_of(serializer: serializers.BaseSerializer) -> ModelService:
+    """The service in the serializer's context (`ServiceModelViewSet` puts its own there)."""
+    service = serializer.context.get("service")
+    if service is None:
+        raise NoService(
+            f"{type(serializer).__name__} saves through a service: pass "
+            "context={'service': ...} (ServiceModelViewSet does), or call the service."
+        )
+    return service
+
+
+class ServiceSerializerMixin:
+    """For model serializers: `save()` creates and updates through the context's service."""
+
+    def create(self, validated_data: dict[str, Any]) -> models.Model:
+        return service_of(self).create(validated_data)
+
+    def update(self, instance: models.Model, validated_data: dict[str, Any]) -> models.Model:
+        return service_of(self).update(instance, validated_data)
 
 
 class BulkListSerializer(serializers.ListSerializer):
@@ -123,6 +151,16 @@ class BulkListSerializer(serializers.ListSerializer):
             raise ValidationError(errors)
         self.instances = [instance for instance in instances if instance is not None]
         return validated
+
+    def create(self, validated_data: list[dict[str, Any]]) -> list[models.Model]:
+        """The whole batch in the service's few statements and its bulk event."""
+        return service_of(self).bulk_create(validated_data)
+
+    def update(
+        self, instance: QuerySet, validated_data: list[dict[str, Any]]
+    ) -> list[models.Model]:
+        """Each matched row (`instances`, in order) with its element, through the service."""
+        return service_of(self).bulk_update(list(zip(self.instances, validated_data, strict=True)))
 
     def _match_instances(
         self, data: list[Any], errors: list[dict[str, Any]]
@@ -328,37 +366,3 @@ class BulkDestroyModelMixin(BulkPermissionMixin):
         self.check_bulk_permissions(request, queryset)
         self.perform_bulk_destroy(queryset)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class BulkModelViewSet(
-    StreamPositionMixin,
-    ConditionalMixin,
-    BulkCreateModelMixin,
-    BulkUpdateModelMixin,
-    BulkDestroyModelMixin,
-    viewsets.ModelViewSet,
-):
-    """A `ModelViewSet` with bulk verbs, ETags and stream positions, whose writes all go
-    through `service`."""
-
-    service: ModelService
-    metadata_class = BulkMetadata
-
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        serializer.instance = self.service.create(serializer.validated_data)
-
-    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
-        serializer.instance = self.service.update(serializer.instance, serializer.validated_data)
-
-    def perform_destroy(self, instance: models.Model) -> None:
-        self.service.delete(instance)
-
-    def perform_bulk_create(self, serializer: BulkListSerializer) -> None:
-        serializer.instance = self.service.bulk_create(serializer.validated_data)
-
-    def perform_bulk_update(self, serializer: BulkListSerializer) -> None:
-        changes = list(zip(serializer.instances, serializer.validated_data, strict=True))
-        serializer.instance = self.service.bulk_update(changes)
-
-    def perform_bulk_destroy(self, queryset: QuerySet) -> None:
-        self.service.bulk_delete(queryset)

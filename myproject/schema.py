@@ -10,14 +10,14 @@ from drf_spectacular import openapi
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import filters
 
-from myproject.bulk import BulkModelViewSet
+from myproject.viewsets import ServiceModelViewSet
 
 BULK_UPDATES = {"bulk_update", "partial_bulk_update"}
 
 
 class AutoSchema(openapi.AutoSchema):
     def _bulk_action(self) -> str | None:
-        if isinstance(self.view, BulkModelViewSet):
+        if isinstance(self.view, ServiceModelViewSet):
             return getattr(self.view, "action", None)
         return None
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from catalog.models import Category, Item
 from catalog.serializers import ItemSerializer
+from tests.strategies import moments
 
 
 def drf_representation(item: Item) -> dict:
@@ -17,13 +18,6 @@ def drf_representation(item: Item) -> dict:
     return serializers.ModelSerializer.to_representation(ItemSerializer(), item)
 
 
-moments = st.datetimes(
-    min_value=datetime.datetime(1971, 1, 1),
-    max_value=datetime.datetime(2200, 1, 1),
-    timezones=st.sampled_from(
-        [datetime.UTC, zoneinfo.ZoneInfo("Europe/Paris"), zoneinfo.ZoneInfo("Asia/Kolkata")]
-    ),
-)
 items = st.builds(
     Item,
     uuid=st.uuids(),

@@ -288,7 +288,7 @@ def test_replication_runs_and_reads_are_served_by_the_replica(ha):
         for _ in range(40):
             response = client.get(f"{NGINX}/catalog/items/")
             assert response.status_code == 200, response.text
-    assert com_select(REPLICA_DB) - replica_before >= 80  # count and page, at least
+    assert com_select(REPLICA_DB) - replica_before >= 40  # the page (not full: no count)
     assert com_select(PRIMARY_DB) - primary_before < 10
 
 

@@ -21,3 +21,21 @@ def test_schema_and_docs_are_served(anon):
     docs = anon.get("/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/catalog/items/", "/catalog/categories/", "/identity/users/"])
+def test_lists_document_their_bounds_and_parameters(anon, path):
+    schema = anon.get("/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+    assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert "400" in parameters["page_size"]["description"]
+    assert "400" in parameters["ordering"]["description"]
+    filters = {
+        "/catalog/items/": {"category", "enable", "in_stock", "price_min", "price_max"},
+        "/catalog/categories/": {"slug"},
+        "/identity/users/": {"enable", "is_staff"},
+    }
+    assert filters[path] <= set(parameters)
+    for name in {"enable", "in_stock", "is_staff"} & set(parameters):
+        assert parameters[name]["schema"] == {"type": "boolean"}
