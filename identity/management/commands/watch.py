@@ -12,6 +12,8 @@ beside the server, on its database).
 
 import contextlib
 import json
+import signal
+import threading
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -22,6 +24,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from identity.models import Token
+
+# Seconds between two looks at whether to stop: a signal only sets a flag, which the loop reads.
+POLL = 0.2
 
 
 class Command(BaseCommand):
@@ -53,12 +58,16 @@ class Command(BaseCommand):
 
     def _watch(self, url: str, origin: str, seconds: float | None) -> None:
         deadline = time.monotonic() + seconds if seconds else None
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a process manager's stop
+            signal.signal(signum, lambda *_: stop.set())
         try:
             with connect(url, origin=origin, max_size=None) as socket:
-                while deadline is None or time.monotonic() < deadline:
-                    left = None if deadline is None else max(0.01, deadline - time.monotonic())
+                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    left = POLL if deadline is None else deadline - time.monotonic()
                     with contextlib.suppress(TimeoutError):
-                        self.stdout.write(json.dumps(json.loads(socket.recv(timeout=left))))
+                        frame = socket.recv(timeout=max(0.01, min(POLL, left)))
+                        self.stdout.write(json.dumps(json.loads(frame)))
                         self.stdout.flush()
         except InvalidStatus as refused:
             raise CommandError(
@@ -70,8 +79,6 @@ class Command(BaseCommand):
             raise CommandError(f"the server closed the socket ({code})") from closed
         except OSError as exc:
             raise CommandError(f"cannot reach {url}: {exc}") from exc
-        except KeyboardInterrupt:
-            pass
 
 
 def _token_for(name: str) -> tuple[Token, str]:
