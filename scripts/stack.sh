@@ -315,7 +315,7 @@ nginx_user_args() {
 
 start_daphne() {  # start_daphne PORT
   # One descriptor per WebSocket: lift a login shell's 1024 to what the systemd unit gives
-  # (LimitNOFILE=65536), or at least to the hard limit (make bench holds 5k idle sockets).
+  # (LimitNOFILE=65536), or at least to the hard limit (make bench holds thousands of idle sockets).
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   setsid deploy/daphne.sh "$1" </dev/null >>"$LOG/daphne-$1.log" 2>&1 &
   echo $! >"$RUN/daphne-$1.pid"
