@@ -33,9 +33,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
 from django.core.signals import request_finished, request_started
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -43,6 +42,7 @@ from myproject import metrics
 from myproject.db import close_old_connections
 from myproject.realtime.broker import Outgoing, broker
 from myproject.realtime.models import Outbox
+from myproject.replicas import gtid
 
 logger = logging.getLogger(__name__)
 
@@ -200,19 +200,7 @@ def binlog_position() -> str | None:
     """With database replicas: the primary's binlog position, which covers every committed
     write, the outbox's frames' included (a REST read at their position waits for a replica
     to have it: X-Stream-Position). None without replicas, or if it cannot be read."""
-    if not settings.DATABASE_REPLICAS:
-        return None
-    connection = connections[DEFAULT_DB_ALIAS]
-    if not getattr(connection, "mysql_is_mariadb", False):
-        return None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@GLOBAL.gtid_binlog_pos")
-            (position,) = cursor.fetchone()
-    except DatabaseError as exc:
-        logger.warning("no GTID for the outbox's frames: %s", exc)
-        return None
-    return position or None
+    return gtid.primary_variable("@@GLOBAL.gtid_binlog_pos")
 
 
 def backlog() -> tuple[int, float]:

@@ -47,16 +47,23 @@ def _sequences(position: str | None) -> dict[str, int]:
 def committed_position() -> str | None:
     """The GTID of the last transaction this thread committed on the primary, when replicas
     are in use (None otherwise, or if it cannot be read: the read then is not waited for)."""
+    gtid = primary_variable("@@last_gtid")
+    return gtid if gtid and POSITION.match(gtid) else None
+
+
+def primary_variable(variable: str) -> str | None:
+    """A GTID variable of the primary (`@@last_gtid`, `@@GLOBAL.gtid_binlog_pos`), when
+    replicas are in use on MariaDB; None otherwise, or if it cannot be read (logged)."""
     if not settings.DATABASE_REPLICAS:
         return None
     connection = connections[DEFAULT_DB_ALIAS]
+    if not getattr(connection, "mysql_is_mariadb", False):
+        return None  # no such variable (and no replica is used: health.Health._check)
     try:
-        if not getattr(connection, "mysql_is_mariadb", False):
-            return None  # no @@last_gtid (and no replica is used: health.Health._check)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT @@last_gtid")
-            (gtid,) = cursor.fetchone()
+            cursor.execute(f"SELECT {variable}")
+            (value,) = cursor.fetchone()
     except DatabaseError as exc:
-        logger.warning("no GTID for the last write: %s", exc)
+        logger.warning("%s not read: %s", variable, exc)
         return None
-    return gtid if gtid and POSITION.match(gtid) else None
+    return value or None
