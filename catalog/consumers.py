@@ -11,6 +11,8 @@ from myproject.realtime.consumers import EventConsumer, FrameError
 
 class CatalogConsumer(EventConsumer):
     route = "/catalog/ws/"
+    # Every frame comes from the hub: no channel-layer channel (myproject.realtime.layer).
+    layer_channel = False
 
     async def authorize(self) -> str:
         return topics.CATALOG

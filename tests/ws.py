@@ -95,3 +95,13 @@ def greeted_sync(socket: Any) -> dict[str, Any]:
     hello = json.loads(socket.recv(timeout=10))
     assert hello["type"] == "hello", hello
     return hello
+
+
+async def subscribe(socket, id_: str, resource: str, text: str, **extra) -> dict:
+    """The answer to a subscribe frame (`subscribed` or an error), past the topic's frames."""
+    await send(socket, {"type": "subscribe", "id": id_, "resource": resource, "filter": text,
+                        **extra})  # fmt: skip
+    while True:
+        frame = await receive(socket)
+        if frame.get("id") == id_ and "subscription" not in frame:
+            return frame

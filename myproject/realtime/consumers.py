@@ -19,6 +19,10 @@ frames of the control topic, myproject.realtime.revocation), and, within SWEEP s
 expiry no write announced (a sweep checks every socket's credential). When daphne shuts down (a
 restart, a deploy) every socket is closed with 4503 (restarting), so clients see a close code
 and reconnect with `since` instead of finding a dead TCP connection.
+
+Beside the consumer, each in its own module: what a client sends, refused or read (`inbound`),
+a socket's live queries (`subscriptions`), and its side of Channels' channel layer, with signals
+and presence (`layer`).
 """
 
 import asyncio
@@ -39,51 +43,27 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from myproject import metrics
-from myproject.realtime import daphne, presence, queries, quotas, topics
+from myproject.realtime import daphne, presence, quotas
 from myproject.realtime.hub import Hub
 from myproject.realtime.hubs import hubs
-from myproject.realtime.listeners import Follower, Member
+from myproject.realtime.inbound import FrameError, Refused, parse_frame
+from myproject.realtime.layer import LayerMember
+from myproject.realtime.listeners import Member
 from myproject.realtime.revocation import Credential
 from myproject.realtime.sink import Sink
+from myproject.realtime.subscriptions import LiveQueries
 from myproject.realtime.topics import NOWHERE, Position, user_group
+
+__all__ = ["EventConsumer", "FrameError", "NoSuchRoute", "Refused", "allowed_origins"]
 
 logger = logging.getLogger(__name__)
 
-# Deeper JSON than this is refused: it only costs (recursion in json and msgpack).
-MAX_DEPTH = 32
 # The server is restarting, or cannot serve the socket right now: reconnect. (1012 and 1013 say
 # so too, but daphne sends only 1000 and 3000-4999.)
 CLOSE_RESTART = 4503
 
-# The longest query string a subscription may carry (a REST URL's query fits well within it).
-MAX_FILTER = 4096
-# The channel layer (signals, presence) unreachable: a call gives up after LAYER_TIMEOUT
-# seconds, and a socket without its channel tries again every LAYER_RETRY seconds.
-LAYER_TIMEOUT = 2.0
-LAYER_RETRY = 5.0
 
-
-class FrameError(Exception):
-    """A frame the server will not act on; answered with an `error` frame (`detail` is text,
-    or the field errors of an invalid filter)."""
-
-    def __init__(self, code: str, detail: Any, **extra: Any) -> None:
-        super().__init__(str(detail))
-        self.code = code
-        self.detail = detail
-        self.extra = extra
-
-
-class Refused(Exception):
-    """The handshake is refused (HTTP 403); the log says why (`reason`, `detail`)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class EventConsumer(AsyncWebsocketConsumer):
+class EventConsumer(LiveQueries, LayerMember, AsyncWebsocketConsumer):
     # The route, as metrics label sockets (a pattern, never a path with a group name in it).
     route: str = ""
     topic: str
@@ -91,8 +71,6 @@ class EventConsumer(AsyncWebsocketConsumer):
     member: Member | None = None
     sink: Sink | None = None
     counted = False
-    # id -> (hub, follower): the socket's live queries
-    live_queries: dict[str, tuple[Hub, Follower]]
 
     async def authorize(self) -> str:
         """The topic this socket listens to; raise Refused to refuse the handshake."""
@@ -123,57 +101,22 @@ class EventConsumer(AsyncWebsocketConsumer):
                 hubs().revocations.unwatch(self, self.revocable)
             if self.counted:
                 await quotas.sockets.release(self.user.pk, self.socket_id)
-            if self.in_group:
-                await self.leave_layer_group()
+            await self.leave_layer_groups()
             daphne.socket_closed()
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Channels' `AsyncConsumer.__call__`, but for the channel layer being unreachable: the
-        socket is served all the same (its numbered frames do not need the layer), and takes its
-        channel once the layer answers again (`_receive_from_layer`)."""
+        """Channels' `AsyncConsumer.__call__`, but for the channel layer: a socket whose class
+        takes no channel waits on its socket alone (no second task), and one whose layer is
+        unreachable is served all the same (myproject.realtime.layer)."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
-        callables = [receive]
-        if self.channel_layer is not None:
-            self.channel_name = await self._new_channel()
-            callables.append(self._receive_from_layer)
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch(callables, self.dispatch)
-
-    async def _new_channel(self) -> str | None:
-        try:
-            async with asyncio.timeout(LAYER_TIMEOUT):
-                return await self.channel_layer.new_channel()
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("channel layer unreachable (%s): the socket's channel comes later", exc)
-            return None
-
-    async def _receive_from_layer(self) -> dict[str, Any]:
-        while self.channel_name is None:
-            await asyncio.sleep(LAYER_RETRY)
-            self.channel_name = await self._new_channel()
-            if self.channel_name is not None and self.in_group:
-                await self.join_layer_group()
-        return await self.channel_layer.receive(self.channel_name)
-
-    async def join_layer_group(self) -> None:
-        """Join the channel-layer group named after the topic (again: a no-op once joined, and
-        the way back into it after Redis was away, myproject.realtime.presence)."""
-        if self.channel_name is None:
-            return
-        try:
-            async with asyncio.timeout(LAYER_TIMEOUT):
-                await self.channel_layer.group_add(self.topic, self.channel_name)
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("channel layer group %s not joined yet: %s", self.topic, exc)
-
-    async def leave_layer_group(self) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            if self.channel_name is not None:
-                async with asyncio.timeout(LAYER_TIMEOUT):
-                    await self.channel_layer.group_discard(self.topic, self.channel_name)
-        await presence.leave(self)
+            if not self.wants_channel():
+                while True:
+                    await self.dispatch(await receive())
+            await self.open_channel()
+            await await_many_dispatch([receive, self.receive_from_layer], self.dispatch)
 
     # Handlers that touch no database skip the hop Channels makes to the ORM's one sync thread
     # (close_old_connections) before every handler: N sockets closing at once (a network drop, a
@@ -186,10 +129,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         "presence.joined": "presence_joined",
         "presence.left": "presence_left",
     }
-    # Whether the socket is a member of the channel-layer group named after its topic, with
-    # presence and signals (the check channel).
-    in_group = False
-    channel_name: str | None = None  # None while the channel layer is unreachable
     # The groups whose revocation closes this socket (its user's, its credential's).
     revocable: tuple[str, ...] = ()
 
@@ -278,8 +217,7 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def listen(self, since: Position | None) -> None:
         """Join the topic's hub: `hello` (and the frames missed since `since`) first."""
         self.sink = Sink(self)
-        self.live_queries = {}
-        self.subscribe_rate = quotas.RateLimit(settings.WS_SUBSCRIBE_RATE)
+        self.start_live_queries()
         muted = self.query.get("events", [""])[-1] == "off"
         self.member = Member(self.sink, muted=muted)
         self.hub = hubs().get(self.topic)
@@ -289,27 +227,18 @@ class EventConsumer(AsyncWebsocketConsumer):
             logger.warning("no position for topic %s: closing a new socket (4503)", self.topic)
             await self.close(code=CLOSE_RESTART)
             return
-        if type(self).in_group:
-            self.in_group = True
-            await self.join_layer_group()
-            await presence.join(self)
+        if self.in_group:
+            await self.join_topic_group()
 
     def leave(self) -> None:
         if self.hub is not None and self.member is not None:
             self.hub.detach(self.member)
-        for hub, follower in getattr(self, "live_queries", {}).values():
-            hub.detach(follower)
-            queries.quota.give_back(follower.query, self.address)
-        self.live_queries = {}
+        self.end_live_queries()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Channels' own handler (the groups a subclass declares are left), without its hop to
-        the sync thread (see RELAYS)."""
+        """Channels' own handler (its groups are left on the way out, `__call__`), without its
+        hop to the sync thread (see RELAYS)."""
         self.leave()
-        if self.channel_name is not None:
-            for group in self.groups:
-                with contextlib.suppress(RedisError, OSError):
-                    await self.channel_layer.group_discard(group, self.channel_name)
         await self.disconnect(message["code"])
         raise StopConsumer
 
@@ -329,16 +258,10 @@ class EventConsumer(AsyncWebsocketConsumer):
             frame = parse_frame(text_data, bytes_data)
             kind = frame.get("type")
             if kind in ("subscribe", "unsubscribe"):
-                if not self.subscribe_rate.allow():
-                    raise FrameError(
-                        "rate_limited",
-                        f"At most {settings.WS_SUBSCRIBE_RATE} subscribe and unsubscribe frames.",
-                        **({"id": frame["id"]} if isinstance(frame.get("id"), str) else {}),
-                    )
-                await (self.subscribe if kind == "subscribe" else self.unsubscribe)(frame)
-            elif kind == "signal" and self.in_group:
+                await self.receive_subscription(frame)
+            elif kind == "signal" and self.joined:
                 await self.send_signal(frame)
-            elif kind == "presence" and self.in_group:
+            elif kind == "presence" and self.joined:
                 members = await presence.members(self.topic)
                 await self.send_json({"type": "presence", "members": members})
             else:
@@ -353,99 +276,9 @@ class EventConsumer(AsyncWebsocketConsumer):
         metrics.WS_ERRORS.labels(code=code).inc()
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
 
-    async def subscribe(self, frame: dict[str, Any]) -> None:
-        """Follow the rows of a REST list that match a query string (a live query)."""
-        id_ = frame.get("id")
-        if not isinstance(id_, str) or not 0 < len(id_) <= 64:
-            raise FrameError("invalid_id", "A subscription's id is a string of 1-64 characters.")
-        if id_ in self.live_queries:
-            raise FrameError("duplicate_id", f"Subscription {id_!r} exists already.", id=id_)
-        if len(self.live_queries) >= settings.WS_MAX_SUBSCRIPTIONS:
-            raise FrameError(
-                "too_many_subscriptions",
-                f"At most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket.",
-                id=id_,
-            )
-        resource = queries.RESOURCES.get(frame.get("resource"))
-        if resource is None:
-            names = ", ".join(sorted(queries.RESOURCES))
-            raise FrameError("unknown_resource", f"resource is one of {names}.", id=id_)
-        if not resource.anonymous and self.credential is None:
-            raise FrameError("forbidden", f"Sign in to follow {resource.name} rows.", id=id_)
-        text = frame.get("filter", "")
-        if not isinstance(text, str) or len(text) > MAX_FILTER:
-            raise FrameError(
-                "invalid_filter", f"filter is a query string of at most {MAX_FILTER} characters.",
-                id=id_,
-            )  # fmt: skip
-        since = frame.get("since")
-        since = None if since is None else Position.parse(since) or NOWHERE
-        try:
-            query = queries.compile_query(resource.name, text, self.user)
-        except queries.InvalidFilter as exc:
-            raise FrameError("invalid_filter", exc.detail, id=id_) from exc
-        refused = queries.quota.take(query, self.address)
-        if refused is not None:
-            raise FrameError("too_many_subscriptions", refused, id=id_)
-        follower = Follower(self.sink, id_, query)
-        hub = hubs().get(resource.topic)
-        self.live_queries[id_] = (hub, follower)
-        try:
-            await hub.attach(follower, since)
-        except BaseException as exc:  # timed out, or the socket's task cancelled meanwhile
-            self._end_live_query(id_)
-            if isinstance(exc, TimeoutError):
-                raise FrameError("unavailable", "Try again shortly.", id=id_) from exc
-            raise
-
-    async def unsubscribe(self, frame: dict[str, Any]) -> None:
-        id_ = frame.get("id")
-        if not isinstance(id_, str) or id_ not in self.live_queries:
-            raise FrameError("unknown_subscription", f"No subscription {id_!r}.", id=id_)
-        self._end_live_query(id_)
-        await self.send_json({"type": "unsubscribed", "id": id_})
-
-    def _end_live_query(self, id_: str) -> None:
-        found = self.live_queries.pop(id_, None)
-        if found is not None:
-            hub, follower = found
-            hub.detach(follower)
-            queries.quota.give_back(follower.query, self.address)
-
     async def send_json(self, content: dict[str, Any]) -> None:
         """Every frame of the consumer's own goes through the socket's sink."""
         await self.sink.send(json.dumps(content))
-
-    # --- signals and presence: the channel layer, ephemeral -------------------------------
-
-    async def send_signal(self, frame: dict[str, Any]) -> None:
-        """A client's signal, to every other socket of the group, over every daphne."""
-        event = frame.get("event")
-        if not isinstance(event, str) or not 0 < len(event) <= 64:
-            raise FrameError("invalid_signal", '"event" is a string of 1-64 characters.')
-        if self.topic in topics.EVENT_TOPICS:
-            raise FrameError("read_only", f"{self.topic} carries server events only.")
-        if not await quotas.user_rate_allowed("signals", self.user.pk, settings.WS_SIGNAL_RATE):
-            raise FrameError("rate_limited", f"At most {settings.WS_SIGNAL_RATE} signals per user.")
-        message = {"type": "signal", "event": event, "payload": frame.get("payload"),
-                   "sender": str(self.user.pk), "origin": self.channel_name or ""}  # fmt: skip
-        async with asyncio.timeout(LAYER_TIMEOUT):
-            await self.channel_layer.group_send(self.topic, message)
-
-    async def signal(self, message: dict[str, Any]) -> None:
-        """A signal of the group: from a socket (not this one), or `group_send` of any process."""
-        event = message.get("event")
-        if message.get("origin") == self.channel_name or not isinstance(event, str):
-            return
-        await self.send_json({"type": "signal", "event": event, "payload": message.get("payload"),
-                              "sender": message.get("sender")})  # fmt: skip
-
-    async def presence_joined(self, message: dict[str, Any]) -> None:
-        if message.get("origin") != self.channel_name:
-            await self.send_json({"type": "presence.joined", "member": message.get("member")})
-
-    async def presence_left(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "presence.left", "member": message.get("member")})
 
 
 class OriginValidator(channels_security.OriginValidator):
@@ -472,35 +305,3 @@ class NoSuchRoute(channels_security.WebsocketDenier):
         metrics.WS_REFUSED.labels(reason="route").inc()
         logger.info("websocket handshake refused: no route %s", self.scope["path"])
         await super().websocket_connect(message)
-
-
-def parse_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
-    """A client frame as a JSON object, or FrameError saying what is wrong with it."""
-    if text_data is None:
-        raise FrameError("binary", "Frames must be JSON text, not binary.")
-    if len(text_data.encode("utf-8", "surrogatepass")) > settings.WS_MAX_FRAME:
-        raise FrameError("too_large", f"Frames are limited to {settings.WS_MAX_FRAME} bytes.")
-    try:
-        frame = json.loads(text_data)
-    except (ValueError, RecursionError) as exc:
-        raise FrameError("invalid_json", "The frame is not valid JSON.") from exc
-    if not isinstance(frame, dict):
-        raise FrameError("not_an_object", "The frame must be a JSON object.")
-    if _depth(frame) > MAX_DEPTH:
-        raise FrameError("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels.")
-    return frame
-
-
-def _depth(value: Any) -> int:
-    depth, level = 0, [value]
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            return depth
-        level = [
-            child
-            for item in level
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, dict | list)
-        ]
-    return depth

@@ -213,7 +213,7 @@ class _Roster:
                     for member in left:
                         await announce(group, "presence.left", member)
                 for consumer in list(sockets):
-                    await consumer.join_layer_group()
+                    await consumer.join_layer_groups()
 
 
 _rosters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Roster] = (

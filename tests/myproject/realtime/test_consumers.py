@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from identity.consumers import CheckConsumer
 from myproject.realtime import publish
 from tests.factories import token_for
-from tests.ws import open_socket, quiet, receive, send
+from tests.ws import open_socket, quiet, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,73 +103,3 @@ async def test_a_socket_cancelled_right_after_its_greeting_closes_with_4503(user
         socket.future.cancel()  # what daphne does on SIGTERM
         assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4503}
         await asyncio.wait_for(asyncio.shield(socket.future), 3)  # and the consumer has ended
-
-
-# --- signals: the channel layer, ephemeral --------------------------------------------------
-
-
-async def test_a_signal_reaches_every_other_socket_of_the_group_unnumbered(user, staff):
-    room = "/identity/ws/check/editing/"
-    sender = await open_socket(room, await sync_to_async(token_for)(user))
-    same_user = await open_socket(room, await sync_to_async(token_for)(user))
-    other = await open_socket(room, await sync_to_async(token_for)(staff))
-    elsewhere = await open_socket(
-        "/identity/ws/check/another/", await sync_to_async(token_for)(staff)
-    )
-    await send(sender, {"type": "signal", "event": "editing", "payload": {"item": "X-1"}})
-    expected = {"type": "signal", "event": "editing", "payload": {"item": "X-1"},
-                "sender": str(user.pk)}  # fmt: skip
-    for socket in (same_user, other):
-        assert await receive(socket) == expected  # no topic, epoch, seq: not numbered, not kept
-    assert await quiet(sender)  # not to the socket that sent it
-    assert await quiet(elsewhere)
-    for socket in (sender, same_user, other, elsewhere):
-        await socket.disconnect()
-
-
-async def test_a_group_send_from_outside_a_consumer_reaches_every_socket_of_the_group(user):
-    """As a view or a management command sends it: the Channels way."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    socket = await open_socket("/identity/ws/check/ops/", await sync_to_async(token_for)(user))
-
-    def from_a_view() -> None:
-        async_to_sync(get_channel_layer().group_send)(
-            "ops", {"type": "signal", "event": "notice", "payload": {"text": "hi"}}
-        )
-
-    await sync_to_async(from_a_view, thread_sensitive=False)()
-    frame = await receive(socket)
-    assert frame == {"type": "signal", "event": "notice", "payload": {"text": "hi"}, "sender": None}
-    await socket.disconnect()
-
-
-async def test_signals_are_checked_refused_on_event_topics_and_rated_per_user(user, settings):
-    settings.WS_SIGNAL_RATE = "3/s"
-    token = await sync_to_async(token_for)(user)
-    events = await open_socket("/identity/ws/check/users/", token)
-    await send(events, {"type": "signal", "event": "typing"})
-    assert (await receive(events))["code"] == "read_only"
-    room = await open_socket("/identity/ws/check/chatty/", token)
-    await send(room, {"type": "signal", "event": ""})
-    assert (await receive(room))["code"] == "invalid_signal"
-    await send(room, {"type": "signal", "event": "x" * 65})
-    assert (await receive(room))["code"] == "invalid_signal"
-    other = await open_socket("/identity/ws/check/chatty2/", token)  # the rate is per user
-    for n in range(4):
-        await send(room if n % 2 else other, {"type": "signal", "event": "typing"})
-    # A signal comes back to no socket of its own group here (no other member): only the
-    # refused one, whichever socket's came last, is answered.
-    answers = [frame for socket in (room, other) for frame in await drained(socket)]
-    assert [a["code"] for a in answers] == ["rate_limited"]
-    for socket in (events, room, other):
-        await socket.disconnect()
-
-
-async def drained(socket) -> list[dict]:
-    """The frames that come until the socket is quiet for half a second."""
-    frames = []
-    while not await socket.receive_nothing(timeout=0.5):
-        frames.append(await receive(socket))
-    return frames
