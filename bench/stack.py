@@ -131,15 +131,17 @@ class Bench:
                 "category": self.category, **fields}  # fmt: skip
 
     def server(self, kind: str, root: Path = ROOT, **env: str) -> Any:
-        """A daphne or a one-process uWSGI of the benches' own, on a free port, on the stack's
-        environment (`root`: another checkout's code, a baseline); yields (process, port)."""
+        """A daphne or a one-process uWSGI of the benches' own (threads enabled, apps loaded
+        per worker, as uwsgi.ini has them), on a free port, on the stack's environment (`root`:
+        another checkout's code, a baseline); yields (process, port)."""
         port = free_port()
         command = {
             "daphne": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                        "myproject.asgi:application"],
             "uwsgi": [str(BIN / "uwsgi"), "--http", f"127.0.0.1:{port}", "--module",
                       "myproject.wsgi", "--master", "--processes", "1", "--die-on-term",
-                      "--need-app", "--disable-logging"],
+                      "--need-app", "--disable-logging", "--enable-threads", "--lazy-apps",
+                      "--single-interpreter"],
         }[kind]  # fmt: skip
         full = {**self.env, **django_env(), "PYTHONPATH": str(root), **env}
         log_file = WORK / f"{kind}-{port}.log"

@@ -54,6 +54,48 @@ def test_what_the_outbox_holds_is_published_in_order_once_and_removed(private_re
     assert [f'"n":{n}' in payload for n, (_, payload) in enumerate(frames)] == [True] * 5
 
 
+def test_a_relay_publishes_its_own_frames_without_reading_them_back(
+    private_redis, django_assert_num_queries
+):
+    """Every write is followed by its relay's run: the frames its process committed are
+    published from memory (the oldest frames read, published, deleted: two statements), a
+    frame another process committed is read back, and nothing is remembered once published."""
+    topic = "outbox-own"
+    relay = outbox.relay()
+    relay.hold()  # as in a WSGI request: the relay thread is not woken meanwhile
+    try:
+        outbox.add(topic, publish.payload({"type": "n", "n": 0}))
+        with django_assert_num_queries(2):
+            assert not relay.relay_once()
+        Outbox.objects.create(topic=topic, payload=publish.payload({"type": "n", "n": 1}), size=20)
+        with django_assert_num_queries(3):  # another process's frame: its payload is read
+            assert not relay.relay_once()
+    finally:
+        relay.release()
+    assert [payload for _, payload in frames_of(topic)] == [
+        publish.payload({"type": "n", "n": n}) for n in range(2)
+    ]
+    assert (relay.known, relay.known_bytes) == ({}, 0)
+
+
+def test_what_a_relay_remembers_is_bounded(private_redis, monkeypatch):
+    """Frames it cannot keep (a bulk write's, while Redis is away) are read back instead."""
+    monkeypatch.setattr(outbox, "KNOWN_BYTES", 100)
+    topic = "outbox-bounded"
+    relay = outbox.relay()
+    relay.hold()
+    try:
+        with transaction.atomic():
+            outbox.add_many(
+                [(topic, publish.payload({"type": "x" * 60, "n": n})) for n in range(3)]
+            )
+        assert relay.known == {}
+        assert relay.flush(10)
+    finally:
+        relay.release()
+    assert len(frames_of(topic)) == 3
+
+
 def test_relays_racing_over_the_same_frames_number_each_once_in_commit_order(private_redis):
     """Every process's relay may wake at once: each publishes from the oldest frame on, and a
     frame's outbox id is its idempotency key, so the topic's numbering has no duplicate and
