@@ -14,8 +14,9 @@ order, or announced as lost; and beside it Channels' channel layer, for what is 
    and passes live frames to `fanout`: to every `listeners.Member` (a socket of the topic) and,
    row by row, to every `listeners.Follower` (a live query, `queries` with `collation`).
 4. `sink`: the one place that writes to a socket, which closes a client that stops reading.
-5. `consumers`: the socket's side: `hello`, `?since=`, live queries, error frames, and, on the
-   channel layer, signals and `presence`.
+5. `consumers`: the socket's side: `hello`, `?since=`, error frames; with `inbound` (what a
+   client sends, refused or read), `subscriptions` (its live queries) and `layer` (its channel
+   on the channel layer: groups, signals, `presence`).
 
 Beside them: `topics` (names and positions), `quotas` (per-user socket caps and rates),
 `pacing` (long work in slices), `revocation` (sockets closed when what opened them ends),

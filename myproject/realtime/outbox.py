@@ -11,7 +11,9 @@ outage), and a write that rolled back is announced never.
 Every serving process (each uWSGI worker, each daphne) runs one relay thread, and so does any
 process that writes (a management command, a shell: `manage.py` publishes what is left before it
 exits). A relay publishes every frame in the outbox, oldest first, in batches (one Redis round
-trip each), then deletes them. It wakes when its own process commits a frame (after a WSGI
+trip each), then deletes them: two statements and a round trip after each write, as the frames
+its own process committed are handed to it with their payloads, which it need not read back. It
+wakes when its own process commits a frame (after a WSGI
 request's response has been sent, so it does not share the interpreter with the response); and
 every POLL seconds it looks for frames older than GRACE, which their own process should have
 published by then: frames left by a process that died go out within seconds. Publishing never
