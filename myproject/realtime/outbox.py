@@ -13,8 +13,9 @@ process that writes (a management command, a shell: `manage.py` publishes what i
 exits). A relay publishes every frame in the outbox, oldest first, in batches (one Redis round
 trip each), then deletes them: two statements and a round trip after each write, as the frames
 its own process committed are handed to it with their payloads, which it need not read back. It
-wakes when its own process commits a frame (after a WSGI
-request's response has been sent, so it does not share the interpreter with the response); and
+wakes when its own process commits a frame (in a WSGI request, once the response is over: under
+uWSGI once the connection is closed, its after_req_hook, so that the relay's work does not delay
+the response's end; elsewhere at Django's request_finished); and
 every POLL seconds it looks for frames older than GRACE, which their own process should have
 published by then: frames left by a process that died go out within seconds. Publishing never
 makes a write wait for Redis: while Redis is away, frames wait in the outbox (its size and the
@@ -115,6 +116,9 @@ class Relay:
         self.thread: threading.Thread | None = None
         self.pid: int | None = None
         self.local = threading.local()  # .held: a WSGI request is being answered in this thread
+        # Whether the server releases a request's kicks once it has closed the connection
+        # (uWSGI's after_req_hook, myproject.wsgi), rather than Django's request_finished.
+        self.released_by_server = False
         self.failing_since: float | None = None
         self.next_failure_log = 0.0
         # id -> payload: frames this process committed and has not published yet; forgotten
@@ -301,4 +305,5 @@ def _request_started(**kwargs: Any) -> None:
 
 @receiver(request_finished)
 def _request_finished(**kwargs: Any) -> None:
-    _relay.release()
+    if not _relay.released_by_server:
+        _relay.release()
