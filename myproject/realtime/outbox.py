@@ -122,7 +122,7 @@ class Relay:
         self.failing_since: float | None = None
         self.next_failure_log = 0.0
         # id -> payload: frames this process committed and has not published yet; forgotten
-        # once published, by whichever relay (myproject.realtime.outbox.Relay._recall).
+        # once published, by whichever relay (relay_once).
         self.known: dict[int, str] = {}
         self.known_bytes = 0
 
