@@ -24,5 +24,4 @@ else:
     # A request's frames go out once uWSGI has closed its connection: Django's
     # request_finished fires before that, and the relay's work then delayed the response's
     # end by ~0.3 ms (make bench: writes). uWSGI calls after_req_hook once it is closed.
-    uwsgi.after_req_hook = outbox.relay().release
-    outbox.relay().released_by_server = True
+    uwsgi.after_req_hook = outbox.relay().release_after_close()

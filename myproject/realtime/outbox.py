@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django import db
@@ -116,8 +116,7 @@ class Relay:
         self.thread: threading.Thread | None = None
         self.pid: int | None = None
         self.local = threading.local()  # .held: a WSGI request is being answered in this thread
-        # Whether the server releases a request's kicks once it has closed the connection
-        # (uWSGI's after_req_hook, myproject.wsgi), rather than Django's request_finished.
+        # Whether the server releases a request's kicks (release_after_close).
         self.released_by_server = False
         self.failing_since: float | None = None
         self.next_failure_log = 0.0
@@ -149,6 +148,13 @@ class Relay:
     def hold(self) -> None:
         """A WSGI request starts in this thread: its kicks wait for its response to be sent."""
         self.local.held = False
+
+    def release_after_close(self) -> Callable[[], None]:
+        """The hook a server calls once it has closed a request's connection (uWSGI's
+        after_req_hook, myproject.wsgi): from then on it, not Django's request_finished (which
+        fires before the connection is closed), releases each request's kicks."""
+        self.released_by_server = True
+        return self.release
 
     def release(self) -> None:
         kicked = getattr(self.local, "held", None)
