@@ -43,7 +43,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from myproject import metrics
-from myproject.realtime import daphne, presence, quotas
+from myproject.realtime import daphne, quotas
 from myproject.realtime.hub import Hub
 from myproject.realtime.hubs import hubs
 from myproject.realtime.inbound import FrameError, Refused, parse_frame
@@ -262,8 +262,7 @@ class EventConsumer(LiveQueries, LayerMember, AsyncWebsocketConsumer):
             elif kind == "signal" and self.joined:
                 await self.send_signal(frame)
             elif kind == "presence" and self.joined:
-                members = await presence.members(self.topic)
-                await self.send_json({"type": "presence", "members": members})
+                await self.send_presence()
             else:
                 await self.receive_frame(frame)
         except FrameError as exc:

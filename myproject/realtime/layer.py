@@ -123,6 +123,10 @@ class LayerMember:
         async with asyncio.timeout(TIMEOUT):
             await self.channel_layer.group_send(self.topic, message)
 
+    async def send_presence(self) -> None:
+        """Who is in the group now, over every daphne (a client's `presence` frame)."""
+        await self.send_json({"type": "presence", "members": await presence.members(self.topic)})
+
     async def signal(self, message: dict[str, Any]) -> None:
         """A signal of the group: from a socket (not this one), or `group_send` of any process."""
         event = message.get("event")
