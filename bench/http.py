@@ -104,6 +104,31 @@ def reads(bench: Bench, quick: bool) -> Rows:
     return rows + per_row + queries(bench, plain)
 
 
+def floor(bench: Bench, quick: bool) -> Rows:
+    """Django's own floor (bench/floor.py): /healthz, the API's 50-row list, and the plainest
+    Django views answering the same page with and without its exact count, side by side in a
+    uWSGI of the bench's own sized as the stack's (4 processes; HTTP with keep-alive, no
+    nginx), 16 connections."""
+    dataset(bench)
+    with bench.server("uwsgi", module="bench.floor", processes=4) as (proc, port):
+        base = f"http://127.0.0.1:{port}"
+        api, plain = (httpx.get(f"{base}{path}").json() for path in (LIST, "/floor/items/"))
+        assert (plain["count"], plain["results"]) == (api["count"], api["results"]), "not alike"
+        variants = {
+            "healthz": (f"{base}/healthz", ""),
+            "API list": (f"{base}{LIST}", ""),
+            "Django, counted": (f"{base}/floor/items/", ""),
+            "Django, uncounted": (f"{base}/floor/uncounted/", ""),
+        }
+        rows = rounds(bench, variants, 1 if quick else 3, 2 if quick else 8,
+                      extra={"bench_uwsgi": [proc.pid]})  # fmt: skip
+    for round_ in range(max(row["round"] for row in rows) + 1):
+        these = [row for row in rows if row["round"] == round_]
+        for row in these[1:]:
+            row["of_healthz"] = round(row["rps"] / these[0]["rps"], 3)
+    return rows
+
+
 def queries(bench: Bench, plain: str) -> Rows:
     """Queries per list request, counted by Django in this process."""
     from django.db import connection

@@ -32,7 +32,8 @@ from tests.live import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHES: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
-    "import": http.importing, "reads": http.reads, "http": http.http, "writes": http.writes,
+    "import": http.importing, "reads": http.reads,
+    "floor": http.floor, "http": http.http, "writes": http.writes,
     "bulk": http.bulk, "checks": ws.checks, "sockets": sockets.sockets,
     "presence": sockets.presence, "cost": ws.cost, "signals": ws.signals, "slow": sockets.slow,
     "fanout": ws.fanout, "resume": ws.resume, "live": ws.live,

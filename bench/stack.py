@@ -130,19 +130,25 @@ class Bench:
         return {"sku": sku, "name": "bench", "price": "1.00", "stock": 1,
                 "category": self.category, **fields}  # fmt: skip
 
-    def server(self, kind: str, root: Path = ROOT, **env: str) -> Any:
-        """A daphne or a one-process uWSGI of the benches' own (threads enabled, apps loaded
-        per worker, as uwsgi.ini has them), on a free port, on the stack's environment (`root`:
-        another checkout's code, a baseline); yields (process, port)."""
+    def server(self, kind: str, root: Path = ROOT, module: str = "myproject.wsgi",
+               processes: int = 1, **env: str) -> Any:  # fmt: skip
+        """A daphne or a uWSGI of the benches' own (one process unless told, threads enabled,
+        apps loaded per worker, as uwsgi.ini has them; `module`: its WSGI module; HTTP without
+        keep-alive unless it runs several processes), on a free port, on the stack's
+        environment (`root`: another checkout's code, a baseline); yields (process, port)."""
         port = free_port()
         command = {
             "daphne": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                        "myproject.asgi:application"],
             "uwsgi": [str(BIN / "uwsgi"), "--http", f"127.0.0.1:{port}", "--module",
-                      "myproject.wsgi", "--master", "--processes", "1", "--die-on-term",
+                      module, "--master", "--processes", str(processes), "--die-on-term",
                       "--need-app", "--disable-logging", "--enable-threads", "--lazy-apps",
                       "--single-interpreter"],
         }[kind]  # fmt: skip
+        if kind == "uwsgi" and processes > 1:
+            # Keep-alive, served by the workers themselves: the --http router's keep-alive
+            # held every page larger than one segment for 40 ms (Nagle against delayed ACKs).
+            command[1] = "--http11-socket"
         full = {**self.env, **django_env(), "PYTHONPATH": str(root), **env}
         log_file = WORK / f"{kind}-{port}.log"
         return _with_port(running(command, port, full, log_file, cwd=root), port)
