@@ -85,23 +85,48 @@ def catalog_csv(items: int) -> str:
 
 def reads(bench: Bench, quick: bool) -> Rows:
     """Reads through nginx -> uWSGI: /healthz against 50-row list pages, 16 connections; the
-    cost of a row (p50 at 1 vs 50 rows, one connection); queries per request."""
+    cost of a row (p50 at 1 vs 50 rows, one connection, each list and reader); queries per
+    request."""
     dataset(bench)
     plain = new_account(bench.stack, "reader", address="127.0.0.90").token
-    variants = {
-        "healthz": (f"{NGINX}/healthz", ""),
-        "items anonymous": (f"{NGINX}{LIST}", ""),
-        "items signed in": (f"{NGINX}{LIST}", bench.stack.token),
-        "users as staff": (f"{NGINX}/identity/users/?page_size=50", bench.stack.token),
-        "users as user": (f"{NGINX}/identity/users/?page_size=50", plain),
+    lists = {
+        "items anonymous": ("/catalog/items/", ""),
+        "items signed in": ("/catalog/items/", bench.stack.token),
+        "users as staff": ("/identity/users/", bench.stack.token),
+        "users as user": ("/identity/users/", plain),
     }
-    seconds = 2 if quick else 8
-    rows = rounds(bench, variants, 1 if quick else 3, seconds)
-    pages = {f"{size} rows": (f"{NGINX}/catalog/items/?page_size={size}", "") for size in (1, 50)}
-    per_row = rounds(bench, pages, 1 if quick else 3, seconds, connections=1)
-    for one, fifty in zip(per_row[::2], per_row[1::2], strict=True):
-        fifty["us_per_row"] = round((fifty["p50_ms"] - one["p50_ms"]) * 1000 / 49, 1)
+    variants = {"healthz": (f"{NGINX}/healthz", ""),
+                **{name: (f"{NGINX}{path}?page_size=50", token)
+                   for name, (path, token) in lists.items()}}  # fmt: skip
+    rows = rounds(bench, variants, 1 if quick else 3, 2 if quick else 8)
+    per_row = [row for r in range(1 if quick else 3)
+               for row in row_cost(lists, r, 100 if quick else 500)]  # fmt: skip
     return rows + per_row + queries(bench, plain)
+
+
+def row_cost(lists: dict[str, tuple[str, str]], round_: int, pairs: int) -> Rows:
+    """What a row adds: pages of 1 and of 50 rows, alternating request by request on one
+    keep-alive connection through nginx (drift hits both alike; two wrk runs one after the
+    other differed by more than 49 rows cost), p50 of each."""
+    rows = []
+    for name, (path, token) in lists.items():
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        times: dict[int, list[float]] = {1: [], 50: []}
+        with httpx.Client(headers=headers, timeout=30) as client:
+            for n in range(-20, pairs):  # the first 20 pairs: warm-up
+                for size in (1, 50) if n % 2 else (50, 1):
+                    started = time.perf_counter()
+                    response = client.get(f"{NGINX}{path}?page_size={size}")
+                    elapsed = (time.perf_counter() - started) * 1000
+                    assert response.status_code == 200, response.text[:300]
+                    if n >= 0:
+                        times[size].append(elapsed)
+        p50 = {size: statistics.median(values) for size, values in times.items()}
+        rows.append({"round": round_, "variant": f"{name}, 1 vs 50 rows",
+                     "p50_1_ms": round(p50[1], 3), "p50_50_ms": round(p50[50], 3),
+                     "us_per_row": round((p50[50] - p50[1]) * 1000 / 49, 1)})  # fmt: skip
+        log(f"  {rows[-1]}")
+    return rows
 
 
 def floor(bench: Bench, quick: bool) -> Rows:
