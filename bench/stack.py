@@ -137,18 +137,18 @@ class Bench:
         keep-alive unless it runs several processes), on a free port, on the stack's
         environment (`root`: another checkout's code, a baseline); yields (process, port)."""
         port = free_port()
+        # Several processes: keep-alive, served by the workers themselves (--http11-socket);
+        # the --http router's keep-alive held every page larger than one segment for 40 ms
+        # (Nagle against delayed ACKs).
+        http = "--http" if processes == 1 else "--http11-socket"
         command = {
             "daphne": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                        "myproject.asgi:application"],
-            "uwsgi": [str(BIN / "uwsgi"), "--http", f"127.0.0.1:{port}", "--module",
+            "uwsgi": [str(BIN / "uwsgi"), http, f"127.0.0.1:{port}", "--module",
                       module, "--master", "--processes", str(processes), "--die-on-term",
                       "--need-app", "--disable-logging", "--enable-threads", "--lazy-apps",
                       "--single-interpreter"],
         }[kind]  # fmt: skip
-        if kind == "uwsgi" and processes > 1:
-            # Keep-alive, served by the workers themselves: the --http router's keep-alive
-            # held every page larger than one segment for 40 ms (Nagle against delayed ACKs).
-            command[1] = "--http11-socket"
         full = {**self.env, **django_env(), "PYTHONPATH": str(root), **env}
         log_file = WORK / f"{kind}-{port}.log"
         return _with_port(running(command, port, full, log_file, cwd=root), port)
