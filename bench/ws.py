@@ -237,7 +237,7 @@ def fanout(bench: Bench, quick: bool) -> Rows:
     """One write (an item POST through nginx) to N sockets on /catalog/ws/ through nginx, one
     write at a time: latency from the POST to each socket's frame; every frame once. The first
     write after the sockets connect is timed apart (`first_ms`, until every socket has it): it
-    took longer than the round's p50 in 10 rounds of 12 (a worker's first POST: up to 120 ms)."""
+    took longer than the round's p50 in 11 rounds of 14 (a worker's first POST: up to 120 ms)."""
     writes = 5 if quick else 20
 
     async def round_(sockets: int, tag: str) -> dict[str, Any]:
