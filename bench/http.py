@@ -223,40 +223,52 @@ def writes(bench: Bench, quick: bool) -> Rows:
     """What publishing costs a write: single item POSTs to two identical uWSGI, events on and
     DJANGO_REALTIME_EVENTS=off, alternating request by request; target <= +0.5 ms p50. Back to
     back, and with the client pausing 20 ms after each POST (the relay's work after a response
-    then lands on no request: what is left is the request's own share)."""
+    then lands on no request: what is left is the request's own share). Two processes of the
+    same code differ by up to 0.4 ms p50, and the one started first was the slower in most
+    pairs: so each round runs on four processes of its own, started in the order on, off, off,
+    on (off, on, on, off in the next round), the client going round all four; and the p50s of
+    all rounds' POSTs pooled."""
     rows = []
-    with (
-        bench.server("uwsgi") as (_, on),
-        bench.server("uwsgi", DJANGO_REALTIME_EVENTS="off") as (_, off),
-    ):
-        ports = {"on": on, "off": off}
-        # One client for the run: httpx.post() builds a client (and its TLS context) per
-        # call, ~40 ms of the client's own that drowned the figure. A connection per request:
-        # uWSGI's HTTP socket closes each one after its response.
-        client = httpx.Client(headers=bench.auth, timeout=30,
-                              limits=httpx.Limits(max_keepalive_connections=0))  # fmt: skip
-        for pause in (0.0, 0.02):
-            for r in range(-1, 2 if quick else 5):  # round -1: warm-up
+    # One client for the run: httpx.post() builds a client (and its TLS context) per call,
+    # ~40 ms of the client's own that drowned the figure. A connection per request: uWSGI's
+    # HTTP socket closes each one after its response.
+    client = httpx.Client(headers=bench.auth, timeout=30,
+                          limits=httpx.Limits(max_keepalive_connections=0))  # fmt: skip
+    env = {"on": {}, "off": {"DJANGO_REALTIME_EVENTS": "off"}}
+    for pause in (0.0, 0.02):
+        variant = "paused" if pause else "back to back"
+        every: dict[str, list[float]] = {"on": [], "off": []}
+        for r in range(2 if quick else 6):
+            order = ["on", "off", "off", "on"] if r % 2 else ["off", "on", "on", "off"]
+            with contextlib.ExitStack() as stack:
+                servers = [(state, stack.enter_context(bench.server("uwsgi", **env[state]))[1])
+                           for state in order]  # fmt: skip
                 times: dict[str, list[float]] = {"on": [], "off": []}
-                for n in range(50 if quick else 200):
-                    for state in ("on", "off") if n % 2 else ("off", "on"):
+                for n in range(-10, 50 if quick else 100):  # n < 0: warm-up
+                    for state, port in servers[n % 4 :] + servers[: n % 4]:
                         started = time.perf_counter()
                         response = client.post(
-                            f"http://127.0.0.1:{ports[state]}/catalog/items/",
-                            json=bench.item(f"W{r}{state}{n}-{time.time_ns()}"),
+                            f"http://127.0.0.1:{port}/catalog/items/",
+                            json=bench.item(f"W{r}{port}{n}-{time.time_ns()}"),
                         )
-                        times[state].append((time.perf_counter() - started) * 1000)
+                        if n >= 0:
+                            times[state].append((time.perf_counter() - started) * 1000)
                         assert response.status_code == 201, response.text[:300]
                         time.sleep(pause)
-                if r >= 0:
-                    p50 = {state: statistics.median(values) for state, values in times.items()}
-                    rows.append({"round": r, "variant": "paused" if pause else "back to back",
-                                 "p50_on_ms": round(p50["on"], 2),
-                                 "p50_off_ms": round(p50["off"], 2),
-                                 "added_ms": round(p50["on"] - p50["off"], 2)})  # fmt: skip
-                    log(f"  {rows[-1]}")
-        client.close()
+            rows.append({"round": r, "variant": variant, **_added(times)})
+            log(f"  {rows[-1]}")
+            for state, values in times.items():
+                every[state] += values
+        rows.append({"round": "all", "variant": f"{variant}, rounds pooled", **_added(every)})
+        log(f"  {rows[-1]}")
+    client.close()
     return rows
+
+
+def _added(times: dict[str, list[float]]) -> dict[str, float]:
+    p50 = {state: statistics.median(values) for state, values in times.items()}
+    return {"p50_on_ms": round(p50["on"], 2), "p50_off_ms": round(p50["off"], 2),
+            "added_ms": round(p50["on"] - p50["off"], 2)}  # fmt: skip
 
 
 def bulk(bench: Bench, quick: bool) -> Rows:
