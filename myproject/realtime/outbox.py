@@ -28,6 +28,7 @@ every frame committed before it. In particular the frames of one row keep its co
 second write of a row waits for the first's commit, so its frame gets the higher id).
 """
 
+import contextlib
 import datetime
 import functools
 import logging
@@ -173,7 +174,10 @@ class Relay:
                         pass
             except Exception as exc:
                 self._failed(exc)
-                db.close_old_connections()  # a broken connection is replaced on the next try
+                # A broken connection is replaced on the next try; closing it may fail too,
+                # which must not end the thread (only a kick would start another).
+                with contextlib.suppress(Exception):
+                    db.close_old_connections()
                 delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
             else:
                 delay = 0.0

@@ -196,3 +196,32 @@ def test_an_import_stopped_half_way_keeps_and_announces_its_committed_batches_wi
     outbox.relay().flush(10)
     announced = [payload for _, payload in frames_of("catalog") if "item.bulk_created" in payload]
     assert len(announced) == (1 if batch else 0)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # its end
+def test_the_relay_thread_outlives_a_failure_of_its_own_recovery(monkeypatch):
+    """A failed run closes the thread's connections for the next try; when that fails as well
+    (seen when the suite forbade the database to a thread left running), the thread goes on
+    retrying instead of ending, which would leave frames to the other processes' relays."""
+    tries = threading.Semaphore(0)
+    done = threading.Event()
+
+    def fails(self) -> bool:
+        if done.is_set():
+            raise SystemExit  # ends this test's thread: a relay catches only Exception
+        tries.release()
+        raise RuntimeError("the database is gone")
+
+    def close_fails() -> None:
+        raise RuntimeError("and cannot be closed either")
+
+    monkeypatch.setattr(outbox.Relay, "relay_once", fails)
+    monkeypatch.setattr(outbox.db, "close_old_connections", close_fails)
+    relay = outbox.Relay()
+    relay.kick()
+    assert all(tries.acquire(timeout=5) for _ in range(3))  # retried (50, 100 ms apart)
+    assert relay.thread is not None
+    assert relay.thread.is_alive()
+    done.set()
+    relay.thread.join(5)
+    assert not relay.thread.is_alive()
