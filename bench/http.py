@@ -220,12 +220,12 @@ def http(bench: Bench, quick: bool) -> Rows:
 
 
 def writes(bench: Bench, quick: bool) -> Rows:
-    """What publishing costs a write: single item POSTs to two identical uWSGI, events on and
-    DJANGO_REALTIME_EVENTS=off, alternating request by request; target <= +0.5 ms p50. Back to
+    """What publishing costs a write: single item POSTs to uWSGI identical but for events (on,
+    and DJANGO_REALTIME_EVENTS=off), alternating request by request; target <= +0.5 ms p50. Back to
     back, and with the client pausing 20 ms after each POST (the relay's work after a response
     then lands on no request: what is left is the request's own share). Two processes of the
-    same code differ by up to 0.4 ms p50, and the one started first was the slower in most
-    pairs: so each round runs on four processes of its own, started in the order on, off, off,
+    same code differ by up to 0.4 ms p50, and the order they are started in moves the figure:
+    so each round runs on four processes of its own, started in the order on, off, off,
     on (off, on, on, off in the next round), the client going round all four; and the p50s of
     all rounds' POSTs pooled."""
     rows = []
